@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Build a session environment from its conda file, with conda or as a virtual environment.
+
+Usage:
+    python3 environments/build.py core            # -> .venvs/core (virtual environment)
+    python3 environments/build.py core --conda    # -> conda env create -f environments/core.yml
+
+Without conda, the same file drives a virtual environment: the Python version comes from
+``python=X.Y`` (found on PATH or under pyenv), the packages from the ``pip:`` section,
+installed from the environments/ folder so relative paths mean what they mean to conda.
+A stamp file records the hash of the environment file; an up-to-date environment is
+not rebuilt. Standard library only, so it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def parse_env_file(path: Path) -> tuple[str, str | None, list[str]]:
+    """Return (name, python version, pip requirements) of a conda environment file.
+
+    Reads the small subset of YAML that environment files use: ``name:``, the
+    ``dependencies:`` list with ``python=X.Y`` and a nested ``pip:`` list.
+    """
+    name, python, pip_reqs = path.stem, None, []
+    in_pip, pip_indent = False, -1
+    for raw in path.read_text().splitlines():
+        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        text = line.strip()
+        if in_pip and indent <= pip_indent:
+            in_pip = False
+        if text.startswith("name:") and indent == 0:
+            name = text.split(":", 1)[1].strip()
+        elif text.startswith("- python="):
+            python = text.split("=", 1)[1].strip()
+        elif text == "- pip:":
+            in_pip, pip_indent = True, indent
+        elif in_pip and text.startswith("- "):
+            pip_reqs.append(text[2:].strip().strip("'\""))
+    if not pip_reqs:
+        raise SystemExit(f"{path}: no packages in a 'pip:' section; nothing to install.")
+    return name, python, pip_reqs
+
+
+def find_python(version: str | None) -> str:
+    """A Python interpreter of the requested X.Y version (PATH, then pyenv), else this one."""
+    if not version:
+        return sys.executable
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if pyenv_root.is_dir():
+        candidates += sorted(str(p / "bin" / "python") for p in pyenv_root.glob(f"{version}.*"))
+    candidates.append(sys.executable)
+    for exe in candidates:
+        if not exe or not Path(exe).exists():
+            continue
+        out = subprocess.run([exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True)
+        if out.stdout.strip() == version:
+            return exe
+    raise SystemExit(
+        f"Python {version} is needed for this environment but was not found "
+        "(looked on PATH and under pyenv). Install it, or use conda: python3 environments/build.py NAME --conda"
+    )
+
+
+def build_venv(env_file: Path, prefix: Path, force: bool) -> Path:
+    name, version, reqs = parse_env_file(env_file)
+    digest = hashlib.sha256(env_file.read_bytes()).hexdigest()
+    stamp = prefix / ".tk-env-stamp"
+    python = prefix / "bin" / "python"
+    if not force and stamp.exists() and stamp.read_text().strip() == digest and python.exists():
+        print(f"[build] {name}: up to date at {prefix}")
+        return python
+    start = time.time()
+    if prefix.exists():
+        shutil.rmtree(prefix)
+    base = find_python(version)
+    print(f"[build] {name}: creating virtual environment {prefix} with {base}", flush=True)
+    subprocess.run([base, "-m", "venv", str(prefix)], check=True)
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
+    req_file = prefix / "requirements-from-env-file.txt"
+    req_file.write_text("\n".join(reqs) + "\n")
+    # Install torch first when pinned, so no other package pulls a different (CUDA) build.
+    torch = [r for r in reqs if r.replace(" ", "").startswith("torch==")]
+    if torch:
+        subprocess.run([*pip, "install", "-q", *torch], check=True, cwd=HERE)
+    subprocess.run([*pip, "install", "-q", "-r", str(req_file)], check=True, cwd=HERE)
+    stamp.write_text(digest + "\n")
+    print(f"[build] {name}: done in {time.time() - start:.0f} s", flush=True)
+    return python
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("env", help="environment name: a file environments/<env>.yml")
+    parser.add_argument("--prefix", type=Path, help="where to create the virtual environment (default .venvs/<env>)")
+    parser.add_argument("--conda", action="store_true", help="create it with conda instead (conda must be on PATH)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    args = parser.parse_args(argv)
+    env_file = HERE / f"{args.env}.yml"
+    if not env_file.exists():
+        known = sorted(p.stem for p in HERE.glob("*.yml"))
+        raise SystemExit(f"No environment file {env_file}; known environments: {known}")
+    if args.conda:
+        conda = shutil.which("conda") or shutil.which("mamba")
+        if not conda:
+            raise SystemExit("conda was not found on PATH; drop --conda to build a virtual environment.")
+        subprocess.run([conda, "env", "create", "--yes", "-f", str(env_file)], check=True)
+        return 0
+    build_venv(env_file, (args.prefix or ROOT / ".venvs" / args.env).resolve(), args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

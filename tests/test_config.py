@@ -1,0 +1,122 @@
+import importlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tutorial_kit as tk
+from tutorial_kit import config
+
+
+def test_tier_default_env_and_override(monkeypatch):
+    monkeypatch.delenv("TUTORIAL_KIT_TIER", raising=False)
+    assert config.get_tier() == "ci"
+    monkeypatch.setenv("TUTORIAL_KIT_TIER", " Workshop ")
+    assert config.get_tier() == "workshop"
+    assert config.epochs("scgen") == config.EPOCHS["scgen"]["workshop"]
+    with config.use_tier("ci"):
+        assert config.get_tier() == "ci"
+        assert config.epochs("scgen") == config.EPOCHS["scgen"]["ci"]
+    assert config.get_tier() == "workshop"
+    config.set_tier("ci")
+    assert config.get_tier() == "ci"
+    config.set_tier(None)
+    assert config.get_tier() == "workshop"
+
+
+def test_bad_tier_and_model(monkeypatch):
+    monkeypatch.setenv("TUTORIAL_KIT_TIER", "huge")
+    with pytest.raises(ValueError, match="Unknown data tier 'huge'"):
+        config.get_tier()
+    with pytest.raises(ValueError, match="use one of"):
+        config.set_tier("huge")
+    with pytest.raises(ValueError, match="No epoch budget for model 'nope'"):
+        config.epochs("nope", tier="ci")
+
+
+def test_ci_budgets_are_smaller():
+    for model, budget in config.EPOCHS.items():
+        assert 0 < budget["ci"] < budget["workshop"], model
+
+
+def test_device_selection(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("TUTORIAL_KIT_DEVICE", raising=False)
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert config.get_device() == expected
+    monkeypatch.setenv("TUTORIAL_KIT_DEVICE", "cpu")
+    assert config.get_device() == "cpu"
+    monkeypatch.setenv("TUTORIAL_KIT_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="Unknown device 'tpu'"):
+        config.get_device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("TUTORIAL_KIT_DEVICE", "cuda")
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            config.get_device()
+
+
+def test_device_without_torch(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    monkeypatch.delenv("TUTORIAL_KIT_DEVICE", raising=False)
+    assert config.get_device() == "cpu"
+    with pytest.raises(RuntimeError, match="torch is not installed"):
+        config.get_device("cuda")
+
+
+def test_seed_everything_reproducible(monkeypatch):
+    import random
+
+    import torch
+
+    draws = []
+    for _ in range(2):
+        assert config.seed_everything(7) == 7
+        draws.append((random.random(), np.random.rand(), torch.rand(1).item()))
+    assert draws[0] == draws[1]
+    config.seed_everything(8)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) != draws[0]
+    monkeypatch.setenv("TUTORIAL_KIT_SEED", "11")
+    assert config.seed_everything() == 11
+    assert os.environ["PYTHONHASHSEED"] == "11"
+    assert config.rng().integers(1000) == np.random.default_rng(11).integers(1000)
+    monkeypatch.setenv("TUTORIAL_KIT_SEED", "x")
+    with pytest.raises(ValueError, match="TUTORIAL_KIT_SEED must be an integer"):
+        config.default_seed()
+
+
+def test_describe_lists_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUTORIAL_KIT_CACHE", str(tmp_path))
+    info = config.describe()
+    assert info["tier"] in config.TIERS
+    assert info["cache"] == str(tmp_path)
+    assert set(info) == {"tier", "device", "seed", "cache", "mirror"}
+
+
+def test_lazy_submodules():
+    assert tk.config is config
+    assert "metrics" in dir(tk)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        tk.nope  # noqa: B018
+
+
+def test_import_is_light_and_fast():
+    """`import tutorial_kit` must not import torch or scanpy, and must take under 1.5 s."""
+    code = (
+        "import sys, time; t = time.perf_counter(); import tutorial_kit as tk; "
+        "dt = time.perf_counter() - t; "
+        "print(dt, 'torch' in sys.modules, 'scanpy' in sys.modules, 'anndata' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    seconds, has_torch, has_scanpy = float(out[0]), out[1], out[2]
+    assert has_torch == "False" and has_scanpy == "False"
+    assert seconds < 1.5, f"import tutorial_kit took {seconds:.2f} s"
+    # Using the data and metrics namespaces still does not pull in torch or scanpy.
+    code2 = (
+        "import sys, tutorial_kit as tk; tk.data.REGISTRY; tk.metrics; tk.validate; "
+        "print('torch' in sys.modules, 'scanpy' in sys.modules)"
+    )
+    out2 = subprocess.run([sys.executable, "-c", code2], capture_output=True, text=True, check=True).stdout.split()
+    assert out2 == ["False", "False"]

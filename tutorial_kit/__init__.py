@@ -1,0 +1,33 @@
+"""tutorial_kit: the companion package of the course on generative AI for single-cell perturbation modelling.
+
+One function per idea, AnnData in and AnnData / DataFrame out.
+Submodules are imported lazily, so ``import tutorial_kit as tk`` is fast and pulls
+in neither torch nor scanpy:
+
+- ``tk.config``: data tier, epoch budgets, device, seeds.
+- ``tk.data``: the data registry (cache, mirror, network) and one loader per dataset.
+- ``tk.metrics``: the evaluation metrics of the course, and ``evaluate``.
+- ``tk.validate``: the input checks every public function uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("config", "data", "metrics", "validate")
+__all__ = [*_SUBMODULES, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'tutorial_kit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,207 @@
+"""Course-wide configuration: data tier, epoch budgets, device and seeds.
+
+Taught in the setup chapter (``notebooks/00_setup_check``).
+Everything here reads environment variables at call time, so an instructor can
+switch a whole workshop with one ``export`` and nothing is decided at import.
+
+Environment variables:
+    ``TUTORIAL_KIT_TIER``: ``ci`` (small real files, minutes on a laptop CPU;
+        the default) or ``workshop`` (full public datasets, a GPU helps).
+    ``TUTORIAL_KIT_DEVICE``: ``cpu``, ``cuda`` or ``cuda:N`` to override the
+        automatic choice (CUDA when present, else CPU).
+    ``TUTORIAL_KIT_SEED``: the default seed (``0``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from typing import Iterator
+
+TIERS = ("ci", "workshop")
+"""The two data tiers of the course."""
+
+EPOCHS: dict[str, dict[str, int]] = {
+    "scgen": {"ci": 10, "workshop": 100},
+    "scpram": {"ci": 10, "workshop": 100},
+    "cpa": {"ci": 10, "workshop": 200},
+    "contrastivevi": {"ci": 10, "workshop": 200},
+    "gan": {"ci": 30, "workshop": 300},
+    "vae": {"ci": 10, "workshop": 100},
+    "jepa": {"ci": 20, "workshop": 200},
+    "diffusion": {"ci": 20, "workshop": 300},
+    "foundation": {"ci": 5, "workshop": 50},
+}
+"""Training epochs per model family and tier (CI budgets keep each notebook under 3 minutes)."""
+
+_tier_override: str | None = None
+
+
+def get_tier() -> str:
+    """Return the active data tier, ``'ci'`` or ``'workshop'``.
+
+    Order: :func:`set_tier` / :func:`use_tier` in this process, then the
+    ``TUTORIAL_KIT_TIER`` environment variable, then ``'ci'``.
+
+    Example:
+        >>> import tutorial_kit as tk
+        >>> tk.config.get_tier() in tk.config.TIERS
+        True
+    """
+    tier = _tier_override or os.environ.get("TUTORIAL_KIT_TIER", "ci")
+    tier = tier.strip().lower()
+    if tier not in TIERS:
+        raise ValueError(
+            f"Unknown data tier {tier!r} (from TUTORIAL_KIT_TIER). "
+            f"Use one of {TIERS}, e.g. `export TUTORIAL_KIT_TIER=ci`."
+        )
+    return tier
+
+
+def set_tier(tier: str | None) -> None:
+    """Set the data tier for this process (``None`` returns to the environment variable).
+
+    Example:
+        >>> import tutorial_kit as tk
+        >>> tk.config.set_tier("workshop"); tk.config.get_tier()
+        'workshop'
+        >>> tk.config.set_tier(None)
+    """
+    global _tier_override
+    if tier is not None and tier not in TIERS:
+        raise ValueError(f"Unknown data tier {tier!r}; use one of {TIERS}.")
+    _tier_override = tier
+
+
+@contextlib.contextmanager
+def use_tier(tier: str) -> Iterator[str]:
+    """Context manager that switches the tier temporarily.
+
+    Example:
+        >>> import tutorial_kit as tk
+        >>> with tk.config.use_tier("workshop"):
+        ...     tk.config.epochs("scgen")
+        100
+    """
+    global _tier_override
+    previous = _tier_override
+    set_tier(tier)
+    try:
+        yield tier
+    finally:
+        _tier_override = previous
+
+
+def epochs(model: str, *, tier: str | None = None) -> int:
+    """Epoch budget of ``model`` for the active (or given) tier.
+
+    Example:
+        >>> import tutorial_kit as tk
+        >>> tk.config.epochs("scgen", tier="ci")
+        10
+    """
+    key = model.lower()
+    if key not in EPOCHS:
+        raise ValueError(f"No epoch budget for model {model!r}; known models: {sorted(EPOCHS)}.")
+    return EPOCHS[key][tier or get_tier()]
+
+
+def default_seed() -> int:
+    """The course-wide default seed (``TUTORIAL_KIT_SEED``, else 0)."""
+    raw = os.environ.get("TUTORIAL_KIT_SEED", "0")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"TUTORIAL_KIT_SEED must be an integer, got {raw!r}.") from None
+
+
+def get_device(prefer: str | None = None) -> str:
+    """Choose the compute device: CUDA when present, else CPU.
+
+    ``prefer`` (or ``TUTORIAL_KIT_DEVICE``) overrides the automatic choice.
+    Asking for CUDA on a machine without it is an error, not a silent CPU run.
+    Returns a string such as ``'cpu'`` or ``'cuda:0'`` that torch accepts.
+    torch is imported only here, lazily; without torch the answer is ``'cpu'``.
+
+    Example:
+        >>> import tutorial_kit as tk
+        >>> tk.config.get_device("cpu")
+        'cpu'
+    """
+    wanted = (prefer or os.environ.get("TUTORIAL_KIT_DEVICE", "")).strip().lower()
+    if wanted and wanted != "cpu" and not wanted.startswith("cuda"):
+        raise ValueError(
+            f"Unknown device {wanted!r} (from TUTORIAL_KIT_DEVICE or prefer=). "
+            "Use 'cpu', 'cuda' or 'cuda:N'."
+        )
+    if wanted == "cpu":
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        if wanted:
+            raise RuntimeError(
+                f"Device {wanted!r} was requested but torch is not installed in this environment. "
+                "Build the session environment (see README) or unset TUTORIAL_KIT_DEVICE."
+            ) from None
+        return "cpu"
+    has_cuda = torch.cuda.is_available()
+    if wanted:
+        if not has_cuda:
+            raise RuntimeError(
+                f"Device {wanted!r} was requested but CUDA is not available on this machine. "
+                "Unset TUTORIAL_KIT_DEVICE (or set it to 'cpu')."
+            )
+        return "cuda:0" if wanted == "cuda" else wanted
+    return "cuda:0" if has_cuda else "cpu"
+
+
+def seed_everything(seed: int | None = None) -> int:
+    """Seed Python's ``random``, NumPy and (if installed) torch, on CPU and CUDA.
+
+    Also sets ``PYTHONHASHSEED`` for child processes.
+    Returns the seed used, so notebooks can print it.
+
+    Example:
+        >>> import numpy as np, tutorial_kit as tk
+        >>> _ = tk.config.seed_everything(3); a = np.random.rand()
+        >>> _ = tk.config.seed_everything(3); a == np.random.rand()
+        True
+    """
+    import numpy as np
+
+    seed = default_seed() if seed is None else int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.manual_seed(seed)
+        if torch.cuda.is_available():  # pragma: no cover - no GPU in CI
+            torch.cuda.manual_seed_all(seed)
+    return seed
+
+
+def rng(seed: int | None = None):
+    """A NumPy ``Generator`` from ``seed`` (the course default when ``None``)."""
+    import numpy as np
+
+    return np.random.default_rng(default_seed() if seed is None else seed)
+
+
+def describe() -> dict[str, str]:
+    """A dictionary of the active settings, for the setup notebook and bug reports."""
+    from tutorial_kit.data.registry import cache_dir, mirror_dir
+
+    mirror = mirror_dir()
+    return {
+        "tier": get_tier(),
+        "device": get_device(),
+        "seed": str(default_seed()),
+        "cache": str(cache_dir()),
+        "mirror": str(mirror) if mirror else "(none: set TUTORIAL_KIT_MIRROR)",
+    }

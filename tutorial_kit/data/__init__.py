@@ -1,0 +1,59 @@
+"""Course data: a registry of files with hashes, and one loader per source.
+
+Taught in ``00_setup_check``.
+Files are looked up in the cache, then in a mirror folder, then on the network
+(see :mod:`tutorial_kit.data.registry`); loaders return AnnData in the course schema
+(see :mod:`tutorial_kit.data.schema`).
+"""
+
+from tutorial_kit.data.loaders import (
+    load_datlinger2021,
+    load_kang_muscat,
+    load_kang_scgen_valid,
+    load_norman_gi,
+    load_parse_guides,
+    load_perturbench_devel,
+    load_scmageck_guides,
+)
+from tutorial_kit.data.registry import (
+    REGISTRY,
+    DataUnavailableError,
+    Entry,
+    cache_dir,
+    fetch,
+    fill_cache,
+    mirror_dir,
+    status,
+)
+from tutorial_kit.data.schema import (
+    CONTROL,
+    REQUIRED_OBS,
+    check_schema,
+    normalize_perturbation,
+    normalize_perturbations,
+    perturbation_parts,
+)
+
+__all__ = [
+    "CONTROL",
+    "REGISTRY",
+    "REQUIRED_OBS",
+    "DataUnavailableError",
+    "Entry",
+    "cache_dir",
+    "check_schema",
+    "fetch",
+    "fill_cache",
+    "load_datlinger2021",
+    "load_kang_muscat",
+    "load_kang_scgen_valid",
+    "load_norman_gi",
+    "load_parse_guides",
+    "load_perturbench_devel",
+    "load_scmageck_guides",
+    "mirror_dir",
+    "normalize_perturbation",
+    "normalize_perturbations",
+    "perturbation_parts",
+    "status",
+]
