@@ -4,6 +4,8 @@
 Usage:
     python3 environments/build.py core            # -> .venvs/core (virtual environment)
     python3 environments/build.py core --conda    # -> conda env create -f environments/core.yml
+    python3 environments/build.py --all           # every environment of environments/sessions.toml
+    python3 environments/build.py --for-notebooks # the environments the notebooks need
 
 Without conda, the same file drives a virtual environment: the Python version comes from
 ``python=X.Y`` (found on PATH or under pyenv), the packages from the ``pip:`` section,
@@ -21,10 +23,35 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+
+
+def load_manifest() -> dict:
+    """environments/sessions.toml: environments (file, kernel) and the environment of each notebook."""
+    manifest = tomllib.loads((HERE / "sessions.toml").read_text())
+    envs = manifest.get("environments", {})
+    for notebook, env in manifest.get("notebooks", {}).items():
+        if env not in envs:
+            raise SystemExit(f"sessions.toml: notebook {notebook} names environment {env!r}, which is not defined.")
+    return manifest
+
+
+def register_kernel(python: Path, kernel: str, display_name: str) -> None:
+    """Register the environment's Jupyter kernel inside the environment (``--sys-prefix``).
+
+    JupyterLab started from that environment sees it; other Jupyter installations see it when
+    ``<prefix>/share/jupyter`` is on ``JUPYTER_PATH`` (book/build.py does that), or after
+    ``python -m ipykernel install --user --name KERNEL`` run with the environment's Python.
+    """
+    subprocess.run(
+        [str(python), "-m", "ipykernel", "install", "--sys-prefix", "--name", kernel, "--display-name", display_name],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def parse_env_file(path: Path) -> tuple[str, str | None, list[str]]:
@@ -106,22 +133,48 @@ def build_venv(env_file: Path, prefix: Path, force: bool) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("env", help="environment name: a file environments/<env>.yml")
+    parser.add_argument("env", nargs="?", help="environment name: a file environments/<env>.yml")
+    parser.add_argument("--all", action="store_true", help="build every environment of sessions.toml")
+    parser.add_argument("--for-notebooks", action="store_true", help="build the environments the notebooks use")
     parser.add_argument("--prefix", type=Path, help="where to create the virtual environment (default .venvs/<env>)")
     parser.add_argument("--conda", action="store_true", help="create it with conda instead (conda must be on PATH)")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = parser.parse_args(argv)
-    env_file = HERE / f"{args.env}.yml"
-    if not env_file.exists():
-        known = sorted(p.stem for p in HERE.glob("*.yml"))
-        raise SystemExit(f"No environment file {env_file}; known environments: {known}")
-    if args.conda:
-        conda = shutil.which("conda") or shutil.which("mamba")
-        if not conda:
-            raise SystemExit("conda was not found on PATH; drop --conda to build a virtual environment.")
-        subprocess.run([conda, "env", "create", "--yes", "-f", str(env_file)], check=True)
-        return 0
-    build_venv(env_file, (args.prefix or ROOT / ".venvs" / args.env).resolve(), args.force)
+    manifest = load_manifest()
+    if args.all:
+        names = list(manifest["environments"])
+    elif args.for_notebooks:
+        names = list(dict.fromkeys(manifest.get("notebooks", {}).values()))
+    elif args.env:
+        names = [args.env]
+    else:
+        parser.error("name an environment, or use --all / --for-notebooks")
+    if args.prefix and len(names) > 1:
+        parser.error("--prefix works with one environment only")
+    for name in names:
+        env_file = HERE / f"{name}.yml"
+        if not env_file.exists():
+            known = sorted(p.stem for p in HERE.glob("*.yml"))
+            raise SystemExit(f"No environment file {env_file}; known environments: {known}")
+        spec = manifest["environments"].get(name, {})
+        kernel = spec.get("kernel")
+        if args.conda:
+            conda = shutil.which("conda") or shutil.which("mamba")
+            if not conda:
+                raise SystemExit("conda was not found on PATH; drop --conda to build a virtual environment.")
+            env_name, _, _ = parse_env_file(env_file)
+            subprocess.run([conda, "env", "create", "--yes", "-f", str(env_file)], check=True)
+            if kernel:
+                subprocess.run(
+                    [conda, "run", "-n", env_name, "python", "-m", "ipykernel", "install", "--user",
+                     "--name", kernel, "--display-name", spec.get("display_name", kernel)],
+                    check=True,
+                )
+            continue
+        python = build_venv(env_file, (args.prefix or ROOT / ".venvs" / name).resolve(), args.force)
+        if kernel:
+            register_kernel(python, kernel, spec.get("display_name", kernel))
+            print(f"[build] {name}: Jupyter kernel {kernel!r} registered in the environment")
     return 0
 
 

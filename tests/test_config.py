@@ -92,7 +92,7 @@ def test_describe_lists_settings(monkeypatch, tmp_path):
     info = config.describe()
     assert info["tier"] in config.TIERS
     assert info["cache"] == str(tmp_path)
-    assert set(info) == {"tier", "device", "seed", "cache", "mirror"}
+    assert set(info) == {"tier", "device", "seed", "environment", "cache", "mirror"}
 
 
 def test_lazy_submodules():
@@ -120,3 +120,17 @@ def test_import_is_light_and_fast():
     )
     out2 = subprocess.run([sys.executable, "-c", code2], capture_output=True, text=True, check=True).stdout.split()
     assert out2 == ["False", "False"]
+
+
+def test_versions_and_benchmark():
+    import torch
+
+    v = config.versions()
+    assert v["tutorial_kit"] == tk.__version__
+    assert v["torch"].startswith(torch.__version__.split("+")[0])
+    df = config.benchmark_matmul(size=128, repeats=3)
+    assert df.loc[0, "device"] == "cpu" and df.loc[0, "speedup_vs_cpu"] == 1.0
+    assert (df["seconds"] > 0).all() and (df["gflops"] > 0).all()
+    assert len(df) == (2 if torch.cuda.is_available() else 1)
+    with pytest.raises(ValueError, match="must be positive"):
+        config.benchmark_matmul(size=0)

@@ -17,7 +17,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("config", "data", "metrics", "validate")
+_SUBMODULES = ("config", "data", "metrics", "validate", "qc", "plotting")
 __all__ = [*_SUBMODULES, "__version__"]
 
 

@@ -194,7 +194,18 @@ def rng(seed: int | None = None):
 
 
 def describe() -> dict[str, str]:
-    """A dictionary of the active settings, for the setup notebook and bug reports."""
+    """A dictionary of the active settings, for the setup notebook and bug reports.
+
+    Every notebook prints it near the top, so a rendered page says which data tier,
+    device and environment produced its outputs.
+
+    Example:
+        >>> import tutorial_kit as tk
+        >>> sorted(tk.config.describe())
+        ['cache', 'device', 'environment', 'mirror', 'seed', 'tier']
+    """
+    import sys
+
     from tutorial_kit.data.registry import cache_dir, mirror_dir
 
     mirror = mirror_dir()
@@ -202,6 +213,78 @@ def describe() -> dict[str, str]:
         "tier": get_tier(),
         "device": get_device(),
         "seed": str(default_seed()),
+        "environment": sys.prefix,
         "cache": str(cache_dir()),
         "mirror": str(mirror) if mirror else "(none: set TUTORIAL_KIT_MIRROR)",
     }
+
+
+COURSE_PACKAGES = ("tutorial_kit", "numpy", "scipy", "pandas", "anndata", "scanpy", "scikit-learn", "torch", "pertpy", "matplotlib")
+"""The packages whose versions the setup check reports."""
+
+
+def versions(packages: tuple[str, ...] = COURSE_PACKAGES) -> dict[str, str]:
+    """Installed versions of the course packages (``'not installed'`` when missing), without importing them.
+
+    Example:
+        >>> import tutorial_kit as tk
+        >>> tk.config.versions(("tutorial_kit", "no-such-package"))["no-such-package"]
+        'not installed'
+    """
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def benchmark_matmul(*, size: int = 1024, repeats: int = 5, devices: tuple[str, ...] | None = None, seed: int = 0):
+    """Time a ``size x size`` float32 matrix product on each device (CPU, and CUDA when present).
+
+    The first product on each device is a warm-up and is not timed; CUDA is synchronized
+    around each timed product. Taught in notebook 00 (setup check).
+
+    Returns:
+        A DataFrame with one row per device: ``device``, ``seconds`` (median of ``repeats``),
+        ``gflops`` (2 size^3 / seconds) and ``speedup_vs_cpu``.
+
+    Example:
+        >>> import tutorial_kit as tk
+        >>> df = tk.config.benchmark_matmul(size=64, repeats=2, devices=("cpu",))
+        >>> list(df.columns), float(df.loc[0, "speedup_vs_cpu"])
+        (['device', 'seconds', 'gflops', 'speedup_vs_cpu'], 1.0)
+    """
+    import time
+
+    import pandas as pd
+    import torch
+
+    if size < 1 or repeats < 1:
+        raise ValueError(f"size and repeats must be positive; got size={size}, repeats={repeats}.")
+    if devices is None:
+        devices = ("cpu", get_device()) if get_device() != "cpu" else ("cpu",)
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(size, size, generator=gen)
+    b = torch.randn(size, size, generator=gen)
+    rows = []
+    for device in devices:
+        x, y = a.to(device), b.to(device)
+        sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+        x @ y  # warm-up
+        sync()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            x @ y
+            sync()
+            times.append(time.perf_counter() - start)
+        seconds = sorted(times)[len(times) // 2]
+        rows.append({"device": str(device), "seconds": seconds, "gflops": 2 * size**3 / seconds / 1e9})
+    df = pd.DataFrame(rows)
+    df["speedup_vs_cpu"] = df.loc[0, "seconds"] / df["seconds"] if rows[0]["device"] == "cpu" else float("nan")
+    return df

@@ -1,0 +1,45 @@
+"""Execute every notebook with nbval, in its own environment and Jupyter kernel, on the CI tier.
+
+Each notebook runs in a fresh kernel of the environment named in environments/sessions.toml,
+built first if needed, and must finish within the per-notebook budget.
+"""
+
+import os
+import subprocess
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = tomllib.loads((ROOT / "environments" / "sessions.toml").read_text())
+BUDGET_S = 180  # each CI-tier notebook executes in at most 3 minutes on a 2-core CPU
+
+
+def _env_python(env: str) -> Path:
+    """The environment's interpreter, built (or checked up to date) by environments/build.py."""
+    override = os.environ.get(f"TK_PYTHON_{env.upper()}")
+    if override:
+        return Path(override)
+    subprocess.run(["python3", str(ROOT / "environments" / "build.py"), env], check=True, cwd=ROOT)
+    return ROOT / ".venvs" / env / "bin" / "python"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", sorted(MANIFEST["notebooks"]))
+def test_notebook_executes(notebook):
+    env = MANIFEST["notebooks"][notebook]
+    kernel = MANIFEST["environments"][env]["kernel"]
+    python = _env_python(env)
+    environ = {**os.environ, "TUTORIAL_KIT_TIER": "ci", "PYTHONHASHSEED": "0"}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [str(python), "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q",
+         "--nbval-lax", "--nbval-kernel-name", kernel, f"notebooks/{notebook}"],
+        cwd=ROOT, env=environ, capture_output=True, text=True,
+    )
+    elapsed = time.perf_counter() - start
+    print(f"[notebooks] {notebook}: {elapsed:.1f} s in kernel {kernel}")
+    assert proc.returncode == 0, f"{notebook} failed under nbval:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+    assert elapsed <= BUDGET_S, f"{notebook} took {elapsed:.0f} s, over the {BUDGET_S} s budget"
