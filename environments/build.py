@@ -10,8 +10,16 @@ Usage:
 Without conda, the same file drives a virtual environment: the Python version comes from
 ``python=X.Y`` (found on PATH or under pyenv), the packages from the ``pip:`` section,
 installed from the environments/ folder so relative paths mean what they mean to conda.
-A stamp file records the hash of the environment file; an up-to-date environment is
-not rebuilt. Standard library only, so it runs before anything is installed.
+A stamp file records the hash of the environment file (and of the manifest's extra steps);
+an up-to-date environment is not rebuilt. Standard library only, so it runs before anything
+is installed.
+
+Two extra steps cover packages whose declared dependencies are obsolete (CURRICULUM.md section 3):
+- a pip pin in the conda dependencies (``- pip<24.1``) is honoured in a virtual environment too:
+  that pip is installed first (pytorch-lightning 1.7.7 cannot be installed by newer pip);
+- ``no_deps = ["scpram==0.0.3"]`` for an environment in sessions.toml installs those packages
+  with ``pip install --no-deps`` after everything else (their pins, e.g. torch 1.13.1, would
+  otherwise replace the session's stack), with conda as well as without.
 """
 
 from __future__ import annotations
@@ -52,6 +60,17 @@ def register_kernel(python: Path, kernel: str, display_name: str) -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+
+
+def pip_spec(path: Path) -> str | None:
+    """The pip version a conda file pins among its dependencies (``- pip<24.1`` -> ``pip<24.1``), or None."""
+    for raw in path.read_text().splitlines():
+        text = raw.split(" #", 1)[0].strip()
+        if text.startswith("- pip") and text not in ("- pip", "- pip:"):
+            spec = text[2:].replace(" ", "")
+            # conda spells an exact pin with one '=', pip with '=='
+            return spec.replace("pip=", "pip==", 1) if "pip=" in spec and "==" not in spec else spec
+    return None
 
 
 def parse_env_file(path: Path) -> tuple[str, str | None, list[str]]:
@@ -104,9 +123,10 @@ def find_python(version: str | None) -> str:
     )
 
 
-def build_venv(env_file: Path, prefix: Path, force: bool) -> Path:
+def build_venv(env_file: Path, prefix: Path, force: bool, no_deps: list[str] | None = None) -> Path:
     name, version, reqs = parse_env_file(env_file)
-    digest = hashlib.sha256(env_file.read_bytes()).hexdigest()
+    no_deps = list(no_deps or [])
+    digest = hashlib.sha256(env_file.read_bytes() + "\n".join(no_deps).encode()).hexdigest()
     stamp = prefix / ".tk-env-stamp"
     python = prefix / "bin" / "python"
     if not force and stamp.exists() and stamp.read_text().strip() == digest and python.exists():
@@ -119,6 +139,9 @@ def build_venv(env_file: Path, prefix: Path, force: bool) -> Path:
     print(f"[build] {name}: creating virtual environment {prefix} with {base}", flush=True)
     subprocess.run([base, "-m", "venv", str(prefix)], check=True)
     pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
+    wanted_pip = pip_spec(env_file)
+    if wanted_pip:
+        subprocess.run([*pip, "install", "-q", wanted_pip], check=True, cwd=HERE)
     req_file = prefix / "requirements-from-env-file.txt"
     req_file.write_text("\n".join(reqs) + "\n")
     # Install torch first when pinned, so no other package pulls a different (CUDA) build.
@@ -126,6 +149,9 @@ def build_venv(env_file: Path, prefix: Path, force: bool) -> Path:
     if torch:
         subprocess.run([*pip, "install", "-q", *torch], check=True, cwd=HERE)
     subprocess.run([*pip, "install", "-q", "-r", str(req_file)], check=True, cwd=HERE)
+    if no_deps:
+        print(f"[build] {name}: installing without their declared dependencies: {no_deps}", flush=True)
+        subprocess.run([*pip, "install", "-q", "--no-deps", *no_deps], check=True, cwd=HERE)
     stamp.write_text(digest + "\n")
     print(f"[build] {name}: done in {time.time() - start:.0f} s", flush=True)
     return python
@@ -164,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit("conda was not found on PATH; drop --conda to build a virtual environment.")
             env_name, _, _ = parse_env_file(env_file)
             subprocess.run([conda, "env", "create", "--yes", "-f", str(env_file)], check=True)
+            if spec.get("no_deps"):
+                subprocess.run(
+                    [conda, "run", "-n", env_name, "python", "-m", "pip", "install", "--no-deps", *spec["no_deps"]],
+                    check=True,
+                )
             if kernel:
                 subprocess.run(
                     [conda, "run", "-n", env_name, "python", "-m", "ipykernel", "install", "--user",
@@ -171,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                     check=True,
                 )
             continue
-        python = build_venv(env_file, (args.prefix or ROOT / ".venvs" / name).resolve(), args.force)
+        python = build_venv(env_file, (args.prefix or ROOT / ".venvs" / name).resolve(), args.force, spec.get("no_deps"))
         if kernel:
             register_kernel(python, kernel, spec.get("display_name", kernel))
             print(f"[build] {name}: Jupyter kernel {kernel!r} registered in the environment")

@@ -65,3 +65,40 @@ def test_build_cli_errors():
         build.main(["does-not-exist"])
     with pytest.raises(SystemExit):
         build.main([])
+
+
+def test_pip_pin_of_a_conda_file_is_read(tmp_path):
+    f = tmp_path / "x.yml"
+    f.write_text("name: tk-x\ndependencies:\n  - python=3.11\n  - pip<24.1\n  - pip:\n      - six==1.16.0\n")
+    assert build.pip_spec(f) == "pip<24.1"
+    f.write_text("name: tk-x\ndependencies:\n  - python=3.11\n  - pip=24.0\n  - pip:\n      - six==1.16.0\n")
+    assert build.pip_spec(f) == "pip==24.0"
+    assert build.pip_spec(ENVS / "core.yml") is None
+
+
+def test_no_deps_packages_are_installed_last_and_stamped(tmp_path, monkeypatch):
+    """An environment's no_deps packages go in with --no-deps after the rest, and a change rebuilds it."""
+    f = tmp_path / "x.yml"
+    f.write_text("name: tk-x\ndependencies:\n  - python=3.11\n  - pip<24.1\n  - pip:\n      - six==1.16.0\n")
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append([str(c) for c in cmd])
+        if "venv" in cmd:
+            (tmp_path / "env" / "bin").mkdir(parents=True, exist_ok=True)
+            (tmp_path / "env" / "bin" / "python").write_text("")
+        class Done:  # noqa: D401 - a stand-in for CompletedProcess
+            returncode = 0
+        return Done()
+
+    monkeypatch.setattr(build.subprocess, "run", fake_run)
+    monkeypatch.setattr(build, "find_python", lambda version: "python3")
+    build.build_venv(f, tmp_path / "env", False, ["scpram==0.0.3"])
+    pip_calls = [c for c in calls if "pip" in c and "install" in c]
+    assert pip_calls[0][-1] == "pip<24.1", "the pinned pip is installed first"
+    assert pip_calls[-1][-2:] == ["--no-deps", "scpram==0.0.3"], "no_deps packages come last, with --no-deps"
+    calls.clear()
+    build.build_venv(f, tmp_path / "env", False, ["scpram==0.0.3"])
+    assert calls == [], "an up-to-date environment is not rebuilt"
+    build.build_venv(f, tmp_path / "env", False, ["scpram==0.0.4"])
+    assert calls, "a changed no_deps list rebuilds the environment"

@@ -27,6 +27,7 @@ import numpy as np
 
 from tutorial_kit.data.registry import REGISTRY, fetch
 from tutorial_kit.data.schema import CONTROL, check_schema, normalize_perturbation, normalize_perturbations
+from tutorial_kit.data.schema import log1p_cp10k as _log1p_cp10k
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -47,19 +48,6 @@ def _expect(condition: bool, dataset: str, message: str) -> None:
 def _expect_columns(frame: "pd.DataFrame", columns: list[str], dataset: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     _expect(not missing, dataset, f"missing columns {missing}; found {list(frame.columns)}")
-
-
-def _log1p_cp10k(counts: Any) -> Any:
-    """log1p of counts scaled to 10,000 per cell (sparse in, sparse out; float32)."""
-    import scipy.sparse as sp
-
-    counts = sp.csr_matrix(counts, dtype=np.float32)
-    totals = np.asarray(counts.sum(axis=1)).ravel()
-    scale = np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)
-    out = sp.diags(scale.astype(np.float32)) @ counts
-    out = sp.csr_matrix(out, dtype=np.float32)
-    np.log1p(out.data, out=out.data)
-    return out
 
 
 def _provenance(adata: "anndata.AnnData", name: str, files: list[str], x: str) -> None:

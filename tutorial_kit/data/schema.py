@@ -14,7 +14,7 @@ Every loader returns AnnData in this layout (taught in ``00_setup_check``):
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Any, Iterable
 
 CONTROL = "control"
 """The one spelling of control in the course schema."""
@@ -89,6 +89,29 @@ def perturbation_parts(name: str) -> list[str]:
         ['BAK1', 'KLF1']
     """
     return [] if name == CONTROL else name.split("+")
+
+
+def log1p_cp10k(counts: Any) -> Any:
+    """The course's ``X``: log1p of counts scaled to 10,000 per cell (sparse in, sparse out; float32).
+
+    Cells with no counts stay all zero.
+    Loaders and simulators write this to ``adata.X`` beside the raw ``layers['counts']``.
+
+    Example:
+        >>> import numpy as np
+        >>> x = log1p_cp10k(np.array([[1, 3], [0, 0]])).toarray()
+        >>> np.round(x.astype(float), 3).tolist()
+        [[7.824, 8.923], [0.0, 0.0]]
+    """
+    import numpy as np
+    import scipy.sparse as sp
+
+    counts = sp.csr_matrix(counts, dtype=np.float32)
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    scale = np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)
+    out = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ counts, dtype=np.float32)
+    np.log1p(out.data, out=out.data)
+    return out
 
 
 def check_schema(adata, *, where: str | None = None) -> None:
