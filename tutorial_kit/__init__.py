@@ -8,6 +8,9 @@ in neither torch nor scanpy:
 - ``tk.data``: the data registry (cache, mirror, network) and one loader per dataset.
 - ``tk.metrics``: the evaluation metrics of the course, and ``evaluate``.
 - ``tk.validate``: the input checks every public function uses.
+- ``tk.qc``: guide calling, on-target checks, escaping cells, perturbation strength.
+- ``tk.plotting``: the figures of the notebooks.
+- ``tk.simulate``: count simulators (copula, GRN, GAN) and their realism checks.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("config", "data", "metrics", "validate", "qc", "plotting")
+_SUBMODULES = ("config", "data", "metrics", "validate", "qc", "plotting", "simulate")
 __all__ = [*_SUBMODULES, "__version__"]
 
 

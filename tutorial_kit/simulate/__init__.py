@@ -1,0 +1,63 @@
+"""Simulators of single-cell counts and of Perturb-seq screens, and how to judge their realism.
+
+Taught in ``02_simulation_statistical`` (copula simulator, GRN simulator, realism) and
+``03_simulation_gan`` (conditional WGAN-GP).
+Every simulator is fitted per group of cells and returns AnnData in the course schema from
+``.sample(n_cells, seed=...)``.
+Names are imported lazily, so ``tk.simulate`` costs nothing until used, and torch is imported
+only by the GAN.
+
+- :func:`fit_copula` (``copula.py``): scDesign3-style marginals (Poisson, NB, ZIP, ZINB) and a Gaussian copula per group.
+- :func:`fit_marginals` (``marginals.py``): the per-gene marginal fits and the choice among the four families.
+- :func:`fit_independent_poisson` (``baseline.py``): the naive baseline, independent Poisson genes.
+- :func:`make_grn`, :func:`simulate_perturbseq`, :func:`observed_effects` (``grn.py``): a gene regulatory network and a screen with known effects.
+- :func:`fit_gan` (``gan.py``): a conditional WGAN-GP in the spirit of scGAN / cscGAN.
+- :func:`realism`, :func:`split_half`, :func:`summarize_realism` (``evaluation.py``): real-versus-generated checks with a real-versus-real floor.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "fit_copula": "copula",
+    "CopulaSimulator": "copula",
+    "fit_marginals": "marginals",
+    "FAMILIES": "marginals",
+    "marginal_cdf": "marginals",
+    "marginal_ppf": "marginals",
+    "shrinkage_intensity": "copula",
+    "diversity": "gan",
+    "gradient_penalty": "gan",
+    "fit_independent_poisson": "baseline",
+    "PoissonSimulator": "baseline",
+    "make_grn": "grn",
+    "GRN": "grn",
+    "simulate_perturbseq": "grn",
+    "observed_effects": "grn",
+    "fit_gan": "gan",
+    "GANSimulator": "gan",
+    "realism": "evaluation",
+    "split_half": "evaluation",
+    "summarize_realism": "evaluation",
+    "gene_stats": "evaluation",
+    "FLOOR": "evaluation",
+    "group_labels": "_base",
+    "group_sizes": "_base",
+    "resolve_n_cells": "_base",
+    "simulated_adata": "_base",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tutorial_kit.simulate' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
