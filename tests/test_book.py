@@ -67,7 +67,7 @@ def test_book_builds_with_every_notebook_executed(book_build):
         assert page.is_file(), f"{notebook} was not rendered to {page}"
         # The build names the data tier on every page (book/_ext/tier_note.py).
         assert "TUTORIAL_KIT_TIER=ci" in page.read_text(), f"{page.name} does not say which data tier produced it"
-    for lecture in ("intro", "setup", "perturbseq", "simulation", "glossary", "bibliography"):
+    for lecture in ("intro", "setup", "perturbseq", "simulation", "response_prediction", "glossary", "bibliography"):
         assert (HTML / "book" / f"{lecture}.html").is_file(), f"book/{lecture}.md was not rendered"
 
 

@@ -69,6 +69,32 @@ def test_r2_mean_sqpearson_matches_scipy_and_hand(rng):
     assert m.r2_mean_sqpearson(2 * true + 5, true) == pytest.approx(1.0, abs=1e-12)
 
 
+def test_r2_var_sqpearson_matches_scipy_and_hand(rng):
+    x_pred = rng.gamma(2.0, 1.0, size=(30, 25))
+    x_true = 1.5 * x_pred[rng.permutation(30)] + rng.normal(0, 0.3, size=(30, 25))
+    pv, tv = x_pred.var(axis=0, ddof=1), x_true.var(axis=0, ddof=1)
+    r, _ = stats.pearsonr(pv, tv)
+    assert abs(m.r2_var_sqpearson(pv, tv) - r**2) < 1e-12
+    # hand: x=(1,2,3), y=(1,3,2): centred (-1,0,1), (-1,1,0); r = 1 / (sqrt(2) sqrt(2)) = 1/2
+    assert m.r2_var_sqpearson([1, 2, 3], [1, 3, 2]) == pytest.approx(0.25, abs=1e-12)
+    # a shared shift keeps the variances: a mean-shifted copy of the true cells scores exactly 1
+    shifted = x_true + rng.normal(size=25)[None, :]
+    assert m.r2_var_sqpearson(shifted.var(axis=0, ddof=1), tv) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_r2_var_sqpearson_errors():
+    with pytest.raises(ValueError, match=r"pred_var and true_var have different shapes \(3,\) and \(2,\)"):
+        m.r2_var_sqpearson([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="true_var has negative values.*variances cannot be negative"):
+        m.r2_var_sqpearson([1.0, 2.0, 3.0], [1.0, -2.0, 3.0])
+    with pytest.raises(ValueError, match="pred_var contains NaN"):
+        m.r2_var_sqpearson([1.0, np.nan, 3.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="pred_var must be a 1-D vector"):
+        m.r2_var_sqpearson(np.ones((2, 2)), np.ones((2, 2)))
+    with pytest.warns(RuntimeWarning, match="r2_var_sqpearson: the first vector is constant"):
+        assert np.isnan(m.r2_var_sqpearson([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
+
+
 def test_r2_mean_cod_matches_sklearn_and_hand(rng):
     pred, true, _ = _means(rng)
     assert abs(m.r2_mean_cod(pred, true) - r2_score(true, pred)) < 1e-12
@@ -100,6 +126,15 @@ def test_constant_vectors_give_nan_and_warn(rng):
         assert np.isnan(m.pearson_delta(ctrl, true, ctrl))  # a "no change" model
     with pytest.warns(RuntimeWarning, match="pearson_delta_pert"):
         assert np.isnan(m.pearson_delta_pert(true, true, true))
+    # a delta of pure rounding error (same cells, sparse vs dense means) is no change, not a signal
+    noise = ctrl * (1 + 1e-15 * rng.standard_normal(ctrl.size))
+    assert np.ptp(noise - ctrl) > 0
+    with pytest.warns(RuntimeWarning, match="pearson_delta: the first vector is constant"):
+        assert np.isnan(m.pearson_delta(noise, true, ctrl))
+    with pytest.warns(RuntimeWarning, match="pearson_delta_pert: the first vector is constant"):
+        assert np.isnan(m.pearson_delta_pert(noise, true, ctrl))
+    # a tiny but real delta (well above rounding) is still correlated
+    assert m.pearson_delta(ctrl + 1e-6 * (true - ctrl), true, ctrl) == pytest.approx(1.0, abs=1e-9)
     with pytest.warns(RuntimeWarning, match="true_mean is constant"):
         assert np.isnan(m.r2_mean_cod(pred, np.full(pred.size, 2.0)))
 
@@ -440,7 +475,7 @@ def test_evaluate_dataframe_rows_and_values(eval_data):
     assert set(df["perturbation"]) == {"A", "B"}  # C is in true only: not predicted, not evaluated
     counts = df.groupby("metric").size().to_dict()
     assert counts == {
-        "r2_mean_sqpearson": 6, "r2_mean_cod": 6, "pearson_delta": 4, "pearson_delta_pert": 4,
+        "r2_mean_sqpearson": 6, "r2_var_sqpearson": 4, "r2_mean_cod": 6, "pearson_delta": 4, "pearson_delta_pert": 4,
         "mse_top_de": 2, "direction_agreement_k": 2, "l2_top_expressed": 2, "deg_overlap_k": 2,
         "edistance": 2, "mmd_rbf": 2, "discrimination_rank": 2,
     }
@@ -458,6 +493,10 @@ def test_evaluate_dataframe_rows_and_values(eval_data):
     de = m.top_de_genes(a_true, ctrl.X, k=10)
     assert get("r2_mean_sqpearson", "all") == (pytest.approx(m.r2_mean_sqpearson(pm, tm)), 40)
     assert get("r2_mean_cod", "top10_de") == (pytest.approx(m.r2_mean_cod(pm[de], tm[de])), 10)
+    pv, tv = a_pred.var(0, ddof=1), a_true.var(0, ddof=1)
+    assert get("r2_var_sqpearson", "all") == (pytest.approx(m.r2_var_sqpearson(pv, tv)), 40)
+    assert get("r2_var_sqpearson", "top10_de") == (pytest.approx(m.r2_var_sqpearson(pv[de], tv[de])), 10)
+    assert set(df.loc[df.metric == "r2_var_sqpearson", "gene_set"]) == {"all", "top10_de"}
     assert get("pearson_delta", "top5_de")[0] == pytest.approx(m.pearson_delta(pm[de[:5]], tm[de[:5]], cm[de[:5]]))
     ref = np.mean([true[true.obs.perturbation == p].X.mean(0) for p in "ABC"], axis=0)
     assert get("pearson_delta_pert", "all")[0] == pytest.approx(m.pearson_delta_pert(pm, tm, ref))
@@ -522,9 +561,10 @@ def test_evaluate_single_perturbation_and_single_predicted_cell(eval_data):
     df = m.evaluate(only_a, true, ctrl, n_top_de=5, k_overlap=10, k_top_expressed=15)
     assert "discrimination_rank" not in set(df.metric)  # omitted, not NaN
     one_cell = ad.concat([only_a[:1], pred[pred.obs.perturbation == "B"]])
-    with pytest.warns(RuntimeWarning, match="'A' has 1 predicted cell"):
+    with pytest.warns(RuntimeWarning, match="'A' has 1 predicted"):
         df = m.evaluate(one_cell, true, ctrl, n_top_de=5, k_overlap=10, k_top_expressed=15)
     assert set(df.loc[df.metric == "deg_overlap_k", "perturbation"]) == {"B"}
+    assert set(df.loc[df.metric == "r2_var_sqpearson", "perturbation"]) == {"B"}
     assert (df.metric == "edistance").sum() == 2
 
 
@@ -672,3 +712,25 @@ def test_import_is_light():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fit_pca_sparse_on_old_sklearn_is_densified(rng, monkeypatch):
+    x = sp.random(30, 8, density=0.5, random_state=1, format="csr")
+    new = m.fit_pca(x, n_comps=3)
+    monkeypatch.setattr(m, "_sklearn_pca_takes_sparse", lambda: False)  # as scikit-learn 1.4 (scgen env)
+    old = m.fit_pca(x, n_comps=3)
+    np.testing.assert_allclose(np.abs(old.components_), np.abs(new.components_), atol=1e-6)
+    np.testing.assert_allclose(old.explained_variance_, new.explained_variance_, rtol=1e-6)
+
+
+def test_deg_overlap_of_no_change_is_nan_not_a_rounding_order():
+    rng = np.random.default_rng(0)
+    ctrl = rng.gamma(2.0, size=(40, 30))
+    true = ctrl + np.r_[np.full(5, 2.0), np.zeros(25)]
+    with pytest.warns(RuntimeWarning, match="do not differ from the control cells"):
+        assert np.isnan(m.deg_overlap_k(ctrl.copy(), true, ctrl, k=5))
+    # rounding-level differences (a sparse and a dense copy of the same cells) are still no change
+    with pytest.warns(RuntimeWarning, match="no DE genes to rank"):
+        assert np.isnan(m.deg_overlap_k(ctrl * (1 + 1e-15), true, ctrl, k=5))
+    # any real change is ranked as before
+    assert m.deg_overlap_k(true, true, ctrl, k=5) == 1.0

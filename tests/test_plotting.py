@@ -194,3 +194,274 @@ def test_perturbation_strength_plot():
     assert len(pooled.axes) == 1 and pooled.axes[0].get_title().startswith("all cells")
     with pytest.raises(ValueError, match="missing column"):
         plotting.perturbation_strength(df.drop(columns="significant"))
+
+
+# --------------------------------------------------------------------------- perturbation models (notebooks 04, 05)
+
+
+def _cells(rng, n, n_genes, *, shift=0.0, scale=1.0, label="control", prefix="c"):
+    obs = pd.DataFrame({"perturbation": [label] * n}, index=[f"{prefix}{i}" for i in range(n)])
+    var = pd.DataFrame(index=[f"g{j}" for j in range(n_genes)])
+    x = rng.gamma(2.0, 0.5, size=(n, n_genes)) * scale + shift
+    return ad.AnnData(x.astype(np.float32), obs=obs, var=var)
+
+
+@pytest.fixture(scope="module")
+def model_cells():
+    rng = np.random.default_rng(3)
+    effect = np.linspace(0, 2, 15)
+    ctrl = _cells(rng, 40, 15)
+    true = _cells(rng, 40, 15, shift=effect, scale=1.5, label="IFN", prefix="t")
+    pred = ctrl.copy()
+    pred.X = pred.X + 0.8 * effect.astype(np.float32)
+    pred.obs["perturbation"] = "IFN"
+    return pred, true, ctrl
+
+
+def _legend_value(ax, prefix):
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    hit = [t for t in texts if t.startswith(prefix)]
+    assert len(hit) == 1, texts
+    return float(hit[0].rsplit("=", 1)[1])
+
+
+@pytest.mark.parametrize("statistic", ["mean", "var"])
+def test_reg_mean_plot_r2_equals_metrics(model_cells, statistic):
+    from tutorial_kit import metrics as m
+
+    pred, true, ctrl = model_cells
+    fig = plotting.reg_mean_plot(pred, true, ctrl=ctrl, statistic=statistic, n_label=4)
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    points = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert [len(c.get_offsets()) for c in points] == [15, 15]  # all genes; top-100 DEGs capped at 15
+    assert len(ax.texts) == 4  # labelled genes
+    name = "r2_mean_sqpearson" if statistic == "mean" else "r2_var_sqpearson"
+    func = getattr(m, name)
+    if statistic == "mean":
+        p, t = pred.X.mean(0), true.X.mean(0)
+    else:
+        p, t = pred.X.astype(float).var(0, ddof=1), true.X.astype(float).var(0, ddof=1)
+    assert _legend_value(ax, f"all 15 genes: {name}") == pytest.approx(func(p, t), abs=1e-4)
+    assert name in ax.get_title() and ("variance" in ax.get_title()) == (statistic == "var")
+    # given highlighted genes, strongest first
+    fig = plotting.reg_mean_plot(pred, true, top_genes=["g14", "g13", "g0"], statistic=statistic, n_label=2)
+    ax = fig.axes[0]
+    idx = [14, 13, 0]
+    assert _legend_value(ax, f"top 3 genes: {name}") == pytest.approx(func(p[idx], t[idx]), abs=1e-4)
+    assert [tx.get_text() for tx in ax.texts] == ["g14", "g13"]
+
+
+def test_reg_mean_plot_side_by_side_panels(model_cells):
+    from tutorial_kit import metrics as m
+
+    pred, true, ctrl = model_cells
+    fig = plotting.reg_mean_plot({"model": pred, "no-change": ctrl}, true, ctrl=ctrl, n_label=0)
+    assert len(fig.axes) == 2
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("model\n") and titles[1].startswith("no-change\n")
+    # each panel's legend carries its own prediction's r2 on all genes
+    assert _legend_value(fig.axes[0], "all 15 genes") == pytest.approx(m.r2_mean_sqpearson(pred.X.mean(0), true.X.mean(0)), abs=1e-4)
+    assert _legend_value(fig.axes[1], "all 15 genes") == pytest.approx(m.r2_mean_sqpearson(ctrl.X.mean(0), true.X.mean(0)), abs=1e-4)
+    with pytest.raises(ValueError, match="empty dict"):
+        plotting.reg_mean_plot({}, true)
+    with pytest.raises(ValueError, match="pred 'bad' and true AnnData have different genes"):
+        plotting.reg_mean_plot({"bad": pred[:, :10]}, true)
+
+
+def test_training_history_one_panel_per_loss():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.5], "kl": [0.1, 0.3, 0.4], "note": ["a", "b", "c"]})
+    fig = plotting.training_history(history, title="scGen (seed 0)")
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "kl"]  # non-numeric columns are not losses
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [0.1, 0.3, 0.4])
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_xdata(), [1, 2, 3])
+    assert fig._suptitle.get_text() == "scGen (seed 0)"
+    no_epoch = plotting.training_history(history.drop(columns="epoch").set_index(pd.Index([5, 6, 7])))
+    np.testing.assert_allclose(no_epoch.axes[0].lines[0].get_xdata(), [5, 6, 7])
+    with pytest.raises(ValueError, match="non-empty DataFrame"):
+        plotting.training_history(pd.DataFrame())
+    with pytest.raises(ValueError, match="no numeric loss column"):
+        plotting.training_history(pd.DataFrame({"epoch": [1], "note": ["x"]}))
+
+
+def test_reg_mean_plot_on_given_axes_and_errors(model_cells):
+    pred, true, ctrl = model_cells
+    fig, ax = plt.subplots()
+    assert plotting.reg_mean_plot(pred, true, ax=ax) is fig
+    assert len(ax.collections) == 1 and len(ax.get_legend().get_texts()) == 1  # no highlight without ctrl
+    with pytest.raises(ValueError, match="statistic must be 'mean' or 'var'"):
+        plotting.reg_mean_plot(pred, true, statistic="median")
+    with pytest.raises(ValueError, match="pred and true AnnData have different genes"):
+        plotting.reg_mean_plot(pred[:, :10], true)
+    with pytest.raises(ValueError, match="true and ctrl AnnData have different genes"):
+        plotting.reg_mean_plot(pred, true, ctrl=ctrl[:, ::-1])
+    with pytest.raises(ValueError, match=r"top_genes not among the genes of true: \['XIST'\]"):
+        plotting.reg_mean_plot(pred, true, top_genes=["XIST"])
+    with pytest.raises(ValueError, match="needs at least 2 cells"):
+        plotting.reg_mean_plot(pred[:1], true, statistic="var")
+    one = plotting.reg_mean_plot(pred[:1], true)  # a mean of one predicted cell is fine
+    np.testing.assert_allclose(one.axes[0].collections[0].get_offsets()[:, 1], pred.X[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="ax must be None or 1 matplotlib Axes"):
+        plotting.reg_mean_plot(pred, true, ax=[ax, ax])
+
+
+@pytest.fixture(scope="module")
+def latent():
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"cell_type": np.repeat(["A", "B", "C"], 30),
+                        "perturbation": np.tile(np.repeat(["control", "IFN"], 15), 3)})
+    z = rng.normal(size=(90, 5)) + np.repeat(np.eye(5)[:3] * 4, 30, axis=0)
+    z[obs["perturbation"].to_numpy() == "IFN", 4] += 3.0
+    return z, obs
+
+
+def test_latent_delta_plot_arrows_and_projection(latent):
+    from matplotlib.patches import FancyArrowPatch
+    from sklearn.decomposition import PCA
+
+    z, obs = latent
+    fig = plotting.latent_delta_plot(z, obs)
+    ax = fig.axes[0]
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    assert len(ax.collections) == 6  # 3 cell types x 2 conditions
+    assert len([p for p in ax.patches if isinstance(p, FancyArrowPatch)]) == 3  # one observed arrow per type
+    # held out B: no observed arrow for it, one dashed predicted arrow from its control centroid
+    delta = np.array([0, 0, 0, 0, 3.0])
+    fig = plotting.latent_delta_plot(z, obs, held_out="B", delta=delta)
+    ax = fig.axes[0]
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    assert len(arrows) == 3
+    predicted = [p for p in arrows if p.get_label() == "predicted delta"]
+    assert len(predicted) == 1 and predicted[0].get_linestyle() in ("--", "dashed")
+    pca = PCA(n_components=2, random_state=0).fit(z)
+    centroid = z[(obs.cell_type == "B").to_numpy() & (obs.perturbation == "control").to_numpy()].mean(0)
+    start, end = pca.transform(np.vstack([centroid, centroid + delta]))
+    posA, posB = predicted[0]._posA_posB
+    np.testing.assert_allclose(posA, start)
+    np.testing.assert_allclose(posB, end)
+    assert "held out: B" in ax.get_title() and "PC1" in ax.get_xlabel()
+    assert any("predicted delta" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_latent_delta_plot_errors(latent):
+    z, obs = latent
+    with pytest.raises(ValueError, match=">= 2 dimensions"):
+        plotting.latent_delta_plot(z[:, :1], obs)
+    with pytest.raises(ValueError, match="obs has 89 rows but latent has 90 cells"):
+        plotting.latent_delta_plot(z, obs.iloc[1:])
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['condition'\]"):
+        plotting.latent_delta_plot(z, obs, perturbation_key="condition")
+    with pytest.raises(ValueError, match="delta needs held_out"):
+        plotting.latent_delta_plot(z, obs, delta=np.ones(5))
+    with pytest.raises(ValueError, match="unknown held_out cell type 'Z'"):
+        plotting.latent_delta_plot(z, obs, held_out="Z")
+    with pytest.raises(ValueError, match="delta must be a finite vector of length 5"):
+        plotting.latent_delta_plot(z, obs, held_out="A", delta=np.ones(3))
+    bad = z.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        plotting.latent_delta_plot(bad, obs)
+    no_ctrl = obs.copy()
+    no_ctrl.loc[no_ctrl.cell_type == "A", "perturbation"] = "IFN"
+    with pytest.raises(ValueError, match="'A' has no 'control' cells"):
+        plotting.latent_delta_plot(z, no_ctrl, held_out="A", delta=np.ones(5))
+
+
+@pytest.fixture(scope="module")
+def summary():
+    from tutorial_kit.models.evaluation import summarize_seeds
+
+    rows = []
+    for model, base in (("scGen", 0.8), ("no-change", np.nan), ("mean-shift", 0.6)):
+        for seed in range(3):
+            rows.append((model, seed, "pearson_delta", "all", base + 0.01 * seed))
+            rows.append((model, seed, "edistance", "pca50", 1.0 - (0 if np.isnan(base) else base) + 0.1 * seed))
+    table = pd.DataFrame(rows, columns=["model", "seed", "metric", "gene_set", "value"])
+    return summarize_seeds(table)
+
+
+def test_model_comparison(summary):
+    from matplotlib.colors import to_rgba
+
+    pairs = [("pearson_delta", "all"), ("edistance", "pca50")]
+    fig = plotting.model_comparison(summary, metrics=pairs)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    left, right = fig.axes
+    assert left.get_title() == "pearson_delta (all)  (higher is better)"
+    assert right.get_title() == "edistance (pca50)  (lower is better)"
+    assert [t.get_text() for t in left.get_yticklabels()] == ["scGen", "no-change (n/a)", "mean-shift"]
+    assert [t.get_text() for t in right.get_yticklabels()] == ["scGen", "no-change", "mean-shift"]
+    assert left.get_ylim()[0] > left.get_ylim()[1]  # first model on top
+    points = [ln for ln in right.get_lines() if ln.get_marker() == "o"]
+    assert len(points) == 3
+    scgen = summary[(summary.model == "scGen") & (summary.metric == "edistance")].iloc[0]
+    assert points[0].get_xdata()[0] == pytest.approx(scgen["mean"])
+    assert to_rgba(points[1].get_color()) == to_rgba("0.55") and to_rgba(points[0].get_color()) == to_rgba("C0")
+    # CI bar: the error-bar segment spans ci_low..ci_high
+    segs = [c for c in right.collections if hasattr(c, "get_segments")][0].get_segments()
+    np.testing.assert_allclose(sorted(segs[0][:, 0]), [scgen["ci_low"], scgen["ci_high"]])
+
+
+def test_model_comparison_errors(summary):
+    with pytest.raises(ValueError, match=r"unknown \(metric, gene_set\) \[\('r2', 'all'\)\]"):
+        plotting.model_comparison(summary, metrics=[("r2", "all")])
+    with pytest.raises(ValueError, match="metrics is empty"):
+        plotting.model_comparison(summary, metrics=[])
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['ci_low'\]"):
+        plotting.model_comparison(summary.drop(columns="ci_low"), metrics=[("edistance", "pca50")])
+    two = pd.concat([summary.assign(cell_type="A"), summary.assign(cell_type="B")])
+    with pytest.raises(ValueError, match="several cell types"):
+        plotting.model_comparison(two, metrics=[("edistance", "pca50")])
+    fig, axes = plt.subplots(1, 2)
+    assert plotting.model_comparison(summary, metrics=[("edistance", "pca50")] * 2, ax=axes) is fig
+    single = summary.assign(ci_low=np.nan, ci_high=np.nan)  # one seed: no interval, only the mean
+    fig = plotting.model_comparison(single, metrics=[("edistance", "pca50")])
+    assert len(fig.axes[0].collections) == 0 and len([ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "o"]) == 3
+    with pytest.raises(ValueError, match="ax must be None or 2 matplotlib Axes"):
+        plotting.model_comparison(summary, metrics=[("edistance", "pca50")] * 2, ax=axes[0])
+
+
+def test_holdout_heatmap():
+    rows = [(ct, model, seed, "edistance", "pca5", v + seed)
+            for ct, base in (("CD4T", 1.0), ("B", 3.0)) for model, v in (("m2", base), ("m1", base + 1))
+            for seed in (0, 1)]
+    rows += [("CD4T", "m2", 0, "pearson_delta", "all", np.nan)]
+    table = pd.DataFrame(rows, columns=["cell_type", "model", "seed", "metric", "gene_set", "value"])
+    fig = plotting.holdout_heatmap(table, metric="edistance", gene_set="pca5")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2  # heatmap and colour bar
+    ax, cbar = fig.axes
+    image = ax.get_images()[0].get_array()
+    np.testing.assert_allclose(image, [[1.5, 2.5], [3.5, 4.5]])  # mean over seeds 0 and 1
+    assert [t.get_text() for t in ax.texts] == ["1.50", "2.50", "3.50", "4.50"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["m2", "m1"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["CD4T", "B"]
+    assert cbar.get_ylabel() == "edistance (pca5), mean over seeds"
+    assert "lower is better" in ax.get_title()
+    nan = plotting.holdout_heatmap(table, metric="pearson_delta", gene_set="all")
+    assert [t.get_text() for t in nan.axes[0].texts] == ["n/a"]
+    with pytest.raises(ValueError, match="no rows for metric 'edistance' with gene_set 'all'"):
+        plotting.holdout_heatmap(table, metric="edistance", gene_set="all")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['cell_type'\]"):
+        plotting.holdout_heatmap(table.drop(columns="cell_type"), metric="edistance", gene_set="pca5")
+
+
+def test_spread_plot(model_cells):
+    pred, true, ctrl = model_cells
+    fig = plotting.spread_plot({"mean-shift": pred}, true, ctrl, genes=["g14", "g7"])
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    ax = fig.axes[0]
+    assert ax.get_title() == "g14" and len(ax.patches) == 3  # control, true, mean-shift boxes
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert [lab.split("\n")[0] for lab in labels] == ["control", "true", "mean-shift"]
+    sds = [float(lab.split("sd ")[1]) for lab in labels]
+    # a shared shift keeps the control spread; the true cells (scale 1.5) are wider
+    assert sds[2] == pytest.approx(sds[0], abs=0.01) and sds[1] > sds[0]
+    assert sds[1] == pytest.approx(np.std(true[:, "g14"].X.ravel(), ddof=1), abs=0.006)
+    with pytest.raises(ValueError, match="true and mean-shift AnnData have different genes"):
+        plotting.spread_plot({"mean-shift": pred[:, :5]}, true, ctrl, genes=["g1"])
+    with pytest.raises(ValueError, match=r"genes not among the genes of true: \['XIST'\]"):
+        plotting.spread_plot({"mean-shift": pred}, true, ctrl, genes=["XIST"])
+    with pytest.raises(ValueError, match="genes is empty"):
+        plotting.spread_plot({"mean-shift": pred}, true, ctrl, genes=[])
+    with pytest.raises(ValueError, match="predictions must be a dict"):
+        plotting.spread_plot([pred], true, ctrl, genes=["g1"])

@@ -11,6 +11,7 @@ in neither torch nor scanpy:
 - ``tk.qc``: guide calling, on-target checks, escaping cells, perturbation strength.
 - ``tk.plotting``: the figures of the notebooks.
 - ``tk.simulate``: count simulators (copula, GRN, GAN) and their realism checks.
+- ``tk.models``: perturbation-response models (baselines, scGen, scPRAM) behind one interface.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("config", "data", "metrics", "validate", "qc", "plotting", "simulate")
+_SUBMODULES = ("config", "data", "metrics", "validate", "qc", "plotting", "simulate", "models")
 __all__ = [*_SUBMODULES, "__version__"]
 
 

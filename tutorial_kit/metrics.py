@@ -59,12 +59,14 @@ __all__ = [
     "pearson_delta_pert",
     "r2_mean_cod",
     "r2_mean_sqpearson",
+    "r2_var_sqpearson",
     "rbf_median_gamma",
     "top_de_genes",
 ]
 
 METRICS: tuple[str, ...] = (
     "r2_mean_sqpearson",
+    "r2_var_sqpearson",
     "r2_mean_cod",
     "pearson_delta",
     "pearson_delta_pert",
@@ -175,10 +177,26 @@ def _indices(idx: Any, n_genes: int, name: str = "de_idx") -> np.ndarray:
     return arr
 
 
-def _pearson(x: np.ndarray, y: np.ndarray, *, what: str) -> float:
-    """Pearson correlation; nan and a RuntimeWarning when either vector is constant."""
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        which = "first" if np.ptp(x) == 0 else "second"
+_ROUNDING = 1e-12  # relative spread below which a vector counts as constant (floating-point rounding)
+
+
+def _is_constant(v: np.ndarray, scale: float | None) -> bool:
+    """True if ``v`` is constant up to rounding relative to ``scale`` (default: its own magnitude)."""
+    scale = float(np.max(np.abs(v))) if scale is None else float(scale)
+    return bool(np.ptp(v) <= _ROUNDING * scale)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray, *, what: str, scale: float | None = None) -> float:
+    """Pearson correlation; nan and a RuntimeWarning when either vector is constant.
+
+    ``scale`` is the magnitude of the values the vectors were computed from (differences such
+    as ``pred - ctrl``): a spread below ``1e-12 * scale`` is rounding error, not a signal.
+    For example the means of the same cells stored sparse and dense differ by ~1e-15, and the
+    "delta" of a no-change prediction must not be correlated as if it were an effect.
+    """
+    const_x, const_y = _is_constant(x, scale), _is_constant(y, scale)
+    if const_x or const_y:
+        which = "first" if const_x else "second"
         warnings.warn(
             f"{what}: the {which} vector is constant, so the Pearson correlation is undefined; returning nan. "
             "This happens when a model predicts no change on these genes, or the gene set is too small.",
@@ -190,6 +208,10 @@ def _pearson(x: np.ndarray, y: np.ndarray, *, what: str) -> float:
     yc = y - y.mean()
     r = float(np.dot(xc / np.linalg.norm(xc), yc / np.linalg.norm(yc)))
     return float(np.clip(r, -1.0, 1.0))
+
+
+def _magnitude(*vectors: np.ndarray) -> float:
+    return max(float(np.max(np.abs(v))) for v in vectors)
 
 
 def _col_mean(x: Any) -> np.ndarray:
@@ -222,6 +244,40 @@ def r2_mean_sqpearson(pred_mean: Any, true_mean: Any) -> float:
     """
     pred, true = _vectors(pred_mean=pred_mean, true_mean=true_mean)
     r = _pearson(pred, true, what="r2_mean_sqpearson")
+    return r * r
+
+
+def r2_var_sqpearson(pred_var: Any, true_var: Any) -> float:
+    """Squared Pearson correlation of per-gene variances, predicted vs true.
+
+    The variance twin of :func:`r2_mean_sqpearson`: scGen's ``reg_var_plot`` and scPRAM
+    report it. It asks whether the predicted cells have the right spread gene by gene, which
+    a model that adds one shared shift to every control cell cannot change (the predicted
+    variances stay those of the control cells). Like its mean twin it ignores scale and offset.
+    Use unbiased (``ddof=1``) variances over cells, as :func:`evaluate` does.
+    Taught in notebook 04 (scGen) and 05 (scPRAM).
+
+    Args:
+        pred_var: variance of predicted expression per gene, shape ``(n_genes,)``.
+        true_var: variance of observed expression per gene, same shape.
+
+    Returns:
+        A value in [0, 1]; ``nan`` (with a ``RuntimeWarning``) if either vector is constant.
+
+    Example:
+        >>> round(r2_var_sqpearson([1.0, 2.0, 3.0], [1.0, 3.0, 2.0]), 6)  # centred (-1,0,1), (-1,1,0): r = 1/2
+        0.25
+        >>> round(r2_var_sqpearson([1.0, 2.0], [0.5, 3.0]), 6)  # two genes always score 1
+        1.0
+    """
+    pred, true = _vectors(pred_var=pred_var, true_var=true_var)
+    for name, arr in (("pred_var", pred), ("true_var", true)):
+        if np.any(arr < 0):
+            raise ValueError(
+                f"{name} has negative values (min {arr.min():.3g}); variances cannot be negative. "
+                "Pass per-gene variances, e.g. X.var(axis=0, ddof=1), not effects or log-ratios."
+            )
+    r = _pearson(pred, true, what="r2_var_sqpearson")
     return r * r
 
 
@@ -272,15 +328,16 @@ def pearson_delta(pred_mean: Any, true_mean: Any, ctrl_mean: Any) -> float:
         ctrl_mean: mean expression of control cells, same shape.
 
     Returns:
-        A correlation in [-1, 1]; ``nan`` (with a ``RuntimeWarning``) if either delta is constant,
-        e.g. a model that predicts "no change" (pred == ctrl).
+        A correlation in [-1, 1]; ``nan`` (with a ``RuntimeWarning``) if either delta is constant
+        (up to floating-point rounding, ``1e-12`` of the largest input value), e.g. a model that
+        predicts "no change" (pred == ctrl), also when ctrl is stored sparse and pred dense.
 
     Example:
         >>> round(pearson_delta([1.0, 3.0, 2.0], [1.0, 4.0, 2.0], [1.0, 2.0, 2.0]), 6)  # deltas (0,1,0) and (0,2,0)
         1.0
     """
     pred, true, ctrl = _vectors(pred_mean=pred_mean, true_mean=true_mean, ctrl_mean=ctrl_mean)
-    return _pearson(pred - ctrl, true - ctrl, what="pearson_delta")
+    return _pearson(pred - ctrl, true - ctrl, what="pearson_delta", scale=_magnitude(pred, true, ctrl))
 
 
 def pearson_delta_pert(pred_mean: Any, true_mean: Any, reference_mean: Any) -> float:
@@ -306,7 +363,7 @@ def pearson_delta_pert(pred_mean: Any, true_mean: Any, reference_mean: Any) -> f
         1.0
     """
     pred, true, ref = _vectors(pred_mean=pred_mean, true_mean=true_mean, reference_mean=reference_mean)
-    return _pearson(pred - ref, true - ref, what="pearson_delta_pert")
+    return _pearson(pred - ref, true - ref, what="pearson_delta_pert", scale=_magnitude(pred, true, ref))
 
 
 def mse_top_de(pred_mean: Any, true_mean: Any, de_idx: Any) -> float:
@@ -474,6 +531,10 @@ def top_de_genes(X_group: Any, X_ctrl: Any, *, k: int, rankby_abs: bool = True) 
     return np.argsort(-key, kind="stable")[:k]
 
 
+_NO_CHANGE_T = 1e-8
+"""Largest |t| of a prediction vs control that :func:`deg_overlap_k` treats as no change at all."""
+
+
 def deg_overlap_k(X_pred: Any, X_true: Any, X_ctrl: Any, *, k: int, rankby_abs: bool = True) -> float:
     """Overlap of the top-``k`` DE genes of predicted and of true cells, each vs control.
 
@@ -489,7 +550,9 @@ def deg_overlap_k(X_pred: Any, X_true: Any, X_ctrl: Any, *, k: int, rankby_abs: 
         rankby_abs: rank by ``|t|`` (default) instead of ``t``.
 
     Returns:
-        A fraction in [0, 1].
+        A fraction in [0, 1]; nan (with a ``RuntimeWarning``) when the predicted cells do not
+        differ from the control cells at all (every ``|t|`` at most 1e-8, e.g. the no-change
+        baseline), since their "top DE genes" would only be an order set by rounding error.
 
     Example:
         >>> c = np.array([[1.0, 1.0, 1.0], [1.1, 1.2, 0.9]])
@@ -503,6 +566,14 @@ def deg_overlap_k(X_pred: Any, X_true: Any, X_ctrl: Any, *, k: int, rankby_abs: 
     c = _matrix(X_ctrl, "X_ctrl")
     _same_genes(X_pred=p, X_true=t, X_ctrl=c)
     k = _check_k(k, c.shape[1])
+    if np.abs(de_scores(p, c)).max() <= _NO_CHANGE_T:
+        # e.g. the no-change baseline: its "top DEGs" would be an order set by rounding error
+        warnings.warn(
+            "deg_overlap_k: the predicted cells do not differ from the control cells (every |t| <= "
+            f"{_NO_CHANGE_T:g}), so they have no DE genes to rank; returning nan.",
+            RuntimeWarning, stacklevel=2,
+        )
+        return float("nan")
     top_p = top_de_genes(p, c, k=k, rankby_abs=rankby_abs)
     top_t = top_de_genes(t, c, k=k, rankby_abs=rankby_abs)
     return np.intersect1d(top_p, top_t).size / k
@@ -541,8 +612,18 @@ def fit_pca(X_real: Any, *, n_comps: int = 50, seed: int = 0) -> PCA:
 
     x = _matrix(X_real, "X_real")
     n_comps = _check_k(n_comps, min(x.shape), name="n_comps")
+    if sp.issparse(x) and not _sklearn_pca_takes_sparse():
+        x = x.toarray()  # scikit-learn < 1.5 (e.g. the scgen environment) fits PCA on dense input only
     solver = "covariance_eigh" if sp.issparse(x) and n_comps == min(x.shape) else "auto"
     return PCA(n_components=n_comps, random_state=seed, svd_solver=solver).fit(x)
+
+
+def _sklearn_pca_takes_sparse() -> bool:
+    """scikit-learn >= 1.5 fits PCA on sparse input with the 'auto' and 'covariance_eigh' solvers."""
+    import sklearn
+
+    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
+    return (major, minor) >= (1, 5)
 
 
 def _embed(x: Any, name: str, pca: Any) -> np.ndarray:
@@ -902,6 +983,7 @@ def evaluate(
     metric                gene_set(s)
     ===================== ====================================================
     r2_mean_sqpearson     ``all``, ``top{n_top_de}_de``, ``top{k_overlap}_de``
+    r2_var_sqpearson      ``all``, ``top{k_overlap}_de`` (per-gene variances, ``ddof=1``)
     r2_mean_cod           ``all``, ``top{n_top_de}_de``, ``top{k_overlap}_de``
     pearson_delta         ``all``, ``top{n_top_de}_de``
     pearson_delta_pert    ``all``, ``top{n_top_de}_de``
@@ -923,8 +1005,9 @@ def evaluate(
     real cells in that PCA. Both are recorded in ``df.attrs``. In a benchmark, fit the PCA
     once on training cells with :func:`fit_pca` and pass it, so every model and split shares it.
     Rows that cannot be computed are omitted, never filled with NaN: ``discrimination_rank``
-    when fewer than 2 perturbations are evaluated, and ``deg_overlap_k`` (with a warning) for
-    a perturbation with fewer than 2 predicted cells. Pearson-based values can be NaN with a
+    when fewer than 2 perturbations are evaluated, and ``deg_overlap_k`` and ``r2_var_sqpearson``
+    (with a warning) for a perturbation with fewer than 2 predicted cells (or, for the variance,
+    fewer than 2 true cells). Pearson-based values can be NaN with a
     ``RuntimeWarning`` when a vector is constant.
     Taught in notebook 10 (benchmarking); used by the model notebooks 04-13.
 
@@ -1036,6 +1119,21 @@ def evaluate(
             if name in chosen:
                 for label, idx in gene_sets.items():
                     add(name, label, func(pm[idx], tm[idx]), idx.size)
+        if "r2_var_sqpearson" in chosen:
+            n_min = min(x_pred.shape[0], x_true.shape[0])
+            if n_min < 2:
+                warnings.warn(
+                    f"evaluate: perturbation {p!r} has {x_pred.shape[0]} predicted and {x_true.shape[0]} true "
+                    "cell(s); r2_var_sqpearson needs at least 2 of each (a variance over cells), so its rows "
+                    "are omitted.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            else:
+                pv, tv = _mean_var(x_pred)[1], _mean_var(x_true)[1]
+                for label in ("all", overlap_set):
+                    idx = gene_sets[label]
+                    add("r2_var_sqpearson", label, r2_var_sqpearson(pv[idx], tv[idx]), idx.size)
         if "pearson_delta" in chosen:
             for label in ("all", de_set):
                 idx = gene_sets[label]

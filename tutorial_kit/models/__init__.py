@@ -1,0 +1,49 @@
+"""Perturbation-response models behind one interface, and the split they are judged on.
+
+Taught in ``04_scgen`` (interface, split, scGen, baselines) and ``05_scpram`` (scPRAM).
+Every model is a :class:`PerturbationModel`: ``model.fit(train)`` then
+``model.predict(ctrl, perturbation)`` returns predicted cells as AnnData, ready for
+:func:`tutorial_kit.metrics.evaluate`. Names are imported lazily; torch, scgen and POT are
+imported only by the model that needs them.
+
+- :class:`PerturbationModel`, :func:`holdout`, :func:`training_hvgs` (``base.py``): the interface and the split.
+- :class:`NoChange`, :class:`MeanShift` (``baselines.py``): the baselines every model must beat.
+- :class:`ScGen` (``scgen.py``): the real ``scgen`` package behind the interface.
+- :class:`ScPRAM` (``scpram.py``): scPRAM from the paper: VAE, optimal transport, per-cell attention.
+- :class:`ScpramPackage` (``scpram.py``): the ``scpram`` package behind the interface, for comparison.
+- :func:`evaluate_holdout`, :func:`summarize_seeds`, :func:`evaluate_cell_types` (``evaluation.py``): models x seeds x held-out cell types, as tidy tables.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "PerturbationModel": "base",
+    "Holdout": "base",
+    "holdout": "base",
+    "training_hvgs": "base",
+    "NoChange": "baselines",
+    "MeanShift": "baselines",
+    "ScGen": "scgen",
+    "ScPRAM": "scpram",
+    "ScpramPackage": "scpram",
+    "evaluate_holdout": "evaluation",
+    "summarize_seeds": "evaluation",
+    "evaluate_cell_types": "evaluation",
+    "HoldoutResult": "evaluation",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tutorial_kit.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,243 @@
+"""scGen (Lotfollahi et al., 2019) behind the course interface: the real ``scgen`` package.
+
+scGen is a variational autoencoder trained on log-normalized expression. Its prediction is
+latent arithmetic: encode the query control cells, add the difference ``delta`` between the
+mean latent code of perturbed and of control training cells (cell types balanced by
+resampling), and decode. :class:`ScGen` wraps ``scgen.SCGEN`` 2.1.0 (scvi-tools 0.19) so it is
+trained, seeded and judged like every other :class:`~tutorial_kit.models.PerturbationModel`.
+
+``scgen`` runs only on its own old stack, so this model needs the session environment
+``tk-scgen`` (``python3 environments/build.py scgen``, or ``conda env create -f
+environments/scgen.yml``); everything else in ``tutorial_kit`` works there too.
+Taught in ``04_scgen`` and run beside scPRAM in ``05_scpram``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+
+from tutorial_kit.models.base import PerturbationModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    import anndata
+
+INSTALL_HINT = (
+    "ScGen needs the scgen package (2.1.0), which runs only on its own pinned stack "
+    "(scvi-tools 0.19, anndata 0.9, numpy 1.26). Build the session environment with "
+    "`python3 environments/build.py scgen` and choose the Jupyter kernel 'tk-scgen' "
+    "(with conda: `conda env create -f environments/scgen.yml && conda activate tk-scgen`)."
+)
+
+
+MONITORS = ("validation_loss", "elbo_validation", "reconstruction_loss_validation")
+"""Validation quantities early stopping can watch (logged by scvi-tools every epoch)."""
+
+
+def _import_scgen() -> Any:
+    try:
+        with warnings.catch_warnings():
+            # pytorch-lightning 1.7 announces its own deprecations when scvi-tools imports it
+            # (and re-enables them on import, hence the filter after importing it).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import pytorch_lightning  # noqa: F401
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import scgen
+    except ImportError as err:
+        raise ImportError(INSTALL_HINT) from err
+    return scgen
+
+
+@contextlib.contextmanager
+def _quiet_inference() -> Iterator[None]:
+    """Hide scvi-tools' notes while scGen encodes or predicts; restore its verbosity after.
+
+    scvi-tools logs "Input AnnData not setup with scvi-tools" for every query (expected here:
+    the query is registered on the fly), and scGen's resampling of training cells repeats
+    cell names, which anndata warns about; neither is something a participant must act on.
+    """
+    import scvi
+
+    before = scvi.settings.verbosity
+    scvi.settings.verbosity = logging.WARNING
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Observation names are not unique", category=UserWarning)
+            yield
+    finally:
+        scvi.settings.verbosity = before
+
+
+def _use_gpu(device: str) -> bool | int:
+    """scvi-tools 0.19 takes ``use_gpu``: False for the CPU, the GPU index otherwise."""
+    if device == "cpu":
+        return False
+    _, _, index = device.partition(":")
+    return int(index) if index else 0
+
+
+class ScGen(PerturbationModel):
+    """scGen: a VAE whose latent space turns a perturbation into one vector, ``delta``.
+
+    ``fit`` trains ``scgen.SCGEN`` on a copy of the training cells (``obs[perturbation_key]``
+    is scGen's condition, ``obs[cell_type_key]`` its cell type). ``predict(ctrl, p)`` encodes
+    ``ctrl``, adds ``delta_`` (mean latent code of ``p`` cells minus that of control cells of
+    the training data, cell types balanced by scGen's resampling, which the seed fixes) and
+    decodes. After ``fit``: ``model_`` (the ``scgen.SCGEN``), ``history_`` (columns ``epoch``,
+    ``train_loss``, ``validation_loss`` per epoch), ``epochs_`` (epochs actually run; fewer than
+    asked when early stopping stops). After ``predict``: ``delta_`` (the latent vector used).
+    :meth:`latent` gives the latent means of any cells, to draw the latent space with ``delta_``.
+
+    The defaults are scGen's: ``n_hidden=800``, ``n_latent=100``, ``n_layers=2``,
+    ``dropout_rate=0.2``, batch size 32, Adam with learning rate 1e-3, early stopping with
+    patience 25, 10% of the cells held out for validation. Early stopping watches scGen's own
+    validation loss (see ``monitor``).
+
+    Args:
+        n_hidden: units per hidden layer of encoder and decoder.
+        n_latent: dimension of the latent space.
+        n_layers: hidden layers of encoder and decoder.
+        dropout_rate: dropout in encoder and decoder.
+        batch_size: cells per minibatch.
+        lr: Adam learning rate.
+        early_stopping: stop when ``monitor`` has not improved for ``patience`` epochs.
+        patience: epochs without improvement before stopping.
+        monitor: the validation quantity early stopping watches. ``'validation_loss'`` is the
+            objective scGen minimizes (reconstruction + a KL term weighted 5e-5).
+            ``'elbo_validation'``, the default of scvi-tools, counts the KL term in full; it is
+            lowest after an epoch or two and then rises while the loss still falls, so training
+            stops after about ``patience + 2`` epochs (27 of 100 on the Kang CD4T split, where
+            the validation loss still fell from 27.3 to 25.0 by epoch 100).
+        train_size: fraction of the cells used for training; the rest is the validation set.
+        seed: seed of training (``scvi.settings.seed``) and of the resampling in ``predict``.
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:N'`` or None for the automatic choice.
+
+    Example:
+        >>> from tutorial_kit.models import ScGen
+        >>> model = ScGen(n_latent=10, seed=0, device="cpu")
+        >>> model.name, model.n_latent, model.is_fitted
+        ('scGen', 10, False)
+    """
+
+    name = "scGen"
+    budget = "scgen"
+
+    def __init__(
+        self,
+        *,
+        n_hidden: int = 800,
+        n_latent: int = 100,
+        n_layers: int = 2,
+        dropout_rate: float = 0.2,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        early_stopping: bool = True,
+        patience: int = 25,
+        monitor: str = "validation_loss",
+        train_size: float = 0.9,
+        seed: int | None = None,
+        device: str | None = None,
+    ) -> None:
+        super().__init__(seed=seed, device=device)
+        for label, value in (("n_hidden", n_hidden), ("n_latent", n_latent), ("n_layers", n_layers),
+                             ("batch_size", batch_size), ("patience", patience)):
+            if int(value) < 1:
+                raise ValueError(f"ScGen: {label} must be at least 1, got {value}.")
+        if not 0.0 <= dropout_rate < 1.0:
+            raise ValueError(f"ScGen: dropout_rate must be in [0, 1), got {dropout_rate}.")
+        if not lr > 0:
+            raise ValueError(f"ScGen: lr must be positive, got {lr}.")
+        if monitor not in MONITORS:
+            raise ValueError(f"ScGen: monitor must be one of {MONITORS}, got {monitor!r}.")
+        if not 0.0 < train_size < 1.0:
+            raise ValueError(
+                f"ScGen: train_size must be between 0 and 1 (exclusive; the rest validates), got {train_size}."
+            )
+        self.n_hidden, self.n_latent, self.n_layers = int(n_hidden), int(n_latent), int(n_layers)
+        self.dropout_rate, self.batch_size, self.lr = float(dropout_rate), int(batch_size), float(lr)
+        self.early_stopping, self.patience, self.monitor = bool(early_stopping), int(patience), monitor
+        self.train_size = float(train_size)
+        self.model_: Any = None
+        self.delta_: np.ndarray | None = None
+
+    # ------------------------------------------------------------------------- training
+
+    def _fit(self, adata: "anndata.AnnData", *, epochs: int, progress: bool) -> None:
+        import pandas as pd
+
+        scgen = _import_scgen()
+        import scvi
+
+        train = adata.copy()
+        for key in (self.perturbation_key, self.cell_type_key):
+            train.obs[key] = train.obs[key].astype(str).astype("category")
+        self._dummy_type = str(train.obs[self.cell_type_key].cat.categories[0])
+        scvi.settings.seed = self.seed
+        scgen.SCGEN.setup_anndata(train, batch_key=self.perturbation_key, labels_key=self.cell_type_key)
+        model = scgen.SCGEN(train, n_hidden=self.n_hidden, n_latent=self.n_latent, n_layers=self.n_layers,
+                            dropout_rate=self.dropout_rate)
+        model.train(
+            max_epochs=epochs, use_gpu=_use_gpu(self.device), train_size=self.train_size,
+            batch_size=self.batch_size, early_stopping=self.early_stopping,
+            early_stopping_patience=self.patience, early_stopping_monitor=self.monitor,
+            check_val_every_n_epoch=1,
+            plan_kwargs={"lr": self.lr}, enable_progress_bar=progress, simple_progress_bar=progress,
+        )
+        self.model_ = model
+        history = model.history
+        frame = pd.DataFrame({"train_loss": history["train_loss_epoch"].iloc[:, 0].astype(float)})
+        if "validation_loss" in history:
+            frame = frame.join(history["validation_loss"].iloc[:, 0].astype(float).rename("validation_loss"))
+        self.history_ = frame.rename_axis("epoch").reset_index()
+        self.epochs_ = int(len(frame))
+
+    # ------------------------------------------------------------------------- prediction
+
+    def _query(self, adata: "anndata.AnnData") -> "anndata.AnnData":
+        """Cells for scGen's encoder: ``adata.X`` with placeholder labels (the encoder reads only X)."""
+        import anndata as ad
+        import pandas as pd
+
+        obs = pd.DataFrame(
+            {self.perturbation_key: self.control, self.cell_type_key: self._dummy_type},
+            index=adata.obs_names.copy(),
+        )
+        X = adata.X.copy() if hasattr(adata.X, "copy") else np.array(adata.X)
+        return ad.AnnData(X=X.astype(np.float32), obs=obs, var=adata.var[[]].copy())
+
+    def _predict(self, ctrl: "anndata.AnnData", perturbation: str) -> np.ndarray:
+        # scGen balances and subsamples the training cells with NumPy's global generator,
+        # which PerturbationModel.predict has just seeded with self.seed.
+        with _quiet_inference():
+            predicted, delta = self.model_.predict(
+                ctrl_key=self.control, stim_key=perturbation, adata_to_predict=self._query(ctrl)
+            )
+        self.delta_ = np.asarray(delta, dtype=np.float32)
+        return np.asarray(predicted.X, dtype=np.float32)
+
+    def latent(self, adata: "anndata.AnnData") -> np.ndarray:
+        """Latent means (cells x ``n_latent``) of any cells with the training genes.
+
+        Use it with ``delta_`` to draw scGen's latent space: control and perturbed cells
+        differ by roughly ``delta_`` in every cell type.
+
+        Args:
+            adata: cells x genes, the training genes in the training order (log-normalized).
+
+        Returns:
+            A float32 array, one row per cell of ``adata``.
+        """
+        where = "ScGen.latent"
+        if not self.is_fitted:
+            raise RuntimeError(f"{where}: the model is not fitted; call .fit(train) first.")
+        if not adata.var_names.equals(self.genes_):
+            raise ValueError(
+                f"{where}: the genes differ from the {len(self.genes_)} training genes "
+                "(names or order). Subset the same way as the training data: adata[:, model.genes_]."
+            )
+        with _quiet_inference():
+            return np.asarray(self.model_.get_latent_representation(self._query(adata)), dtype=np.float32)
