@@ -1382,8 +1382,8 @@ def _reg_panel(ax: Any, x: np.ndarray, y: np.ndarray, genes: Any, top_genes: lis
     ax.plot([lo, hi], [lo, hi], color="k", ls="--", lw=0.8)
     ax.set_xlabel(f"true cells: {word} expression per gene")
     ax.set_ylabel(f"predicted cells: {word} expression per gene")
-    title = f"Per-gene {word}, predicted vs true ({fname}; dashed: y = x)"
-    ax.set_title(f"{name}\n{title}" if name else title, fontsize=10)
+    title = f"per-gene {word} ({fname}; dashed: y = x)"
+    ax.set_title(f"{name}\n{title}" if name else title, fontsize=9)
     ax.legend(fontsize=8, frameon=False, loc="upper left")
 
 
@@ -1542,7 +1542,7 @@ def model_comparison(summary: "pd.DataFrame", *, metrics: Sequence[tuple[str, st
     if unknown:
         raise ValueError(f"{where}: unknown (metric, gene_set) {unknown}; available: {available[:12]}.")
     models = list(dict.fromkeys(summary["model"]))
-    fig, axes = _axes_for(ax, len(pairs), ncols=3, width=3.6, height=0.5 * len(models) + 1.4)
+    fig, axes = _axes_for(ax, len(pairs), ncols=3, width=4.0, height=0.5 * len(models) + 1.4)
     for ax_, (metric, gene_set) in zip(axes, pairs):
         rows = summary[(summary["metric"] == metric) & (summary["gene_set"] == gene_set)].set_index("model")
         labels = []
@@ -1564,7 +1564,7 @@ def model_comparison(summary: "pd.DataFrame", *, metrics: Sequence[tuple[str, st
         better = "lower is better" if metric in _LOWER_IS_BETTER else "higher is better"
         arrow = "\u2190" if metric in _LOWER_IS_BETTER else "\u2192"
         ax_.set_title(f"{metric} ({gene_set})  ({better})", fontsize=10)
-        ax_.set_xlabel(f"{metric}: mean over seeds, CI bar  {arrow} better")
+        ax_.set_xlabel(f"mean over seeds, t interval  {arrow} better", fontsize=9)
     if ax is None:
         fig.suptitle("Models compared (grey: baselines)")
     return fig
