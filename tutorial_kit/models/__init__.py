@@ -7,10 +7,12 @@ Every model is a :class:`PerturbationModel`: ``model.fit(train)`` then
 imported only by the model that needs them.
 
 - :class:`PerturbationModel`, :func:`holdout`, :func:`training_hvgs` (``base.py``): the interface and the split.
-- :class:`NoChange`, :class:`MeanShift` (``baselines.py``): the baselines every model must beat.
+- :class:`NoChange`, :class:`MeanShift`, :class:`MeanEffect`, :class:`Additive` (``baselines.py``): the baselines every model must beat.
+- :class:`LinearModel` (``linear.py``): the linear model of Ahlmann-Eltze, Huber and Anders (2025).
 - :class:`ScGen` (``scgen.py``): the real ``scgen`` package behind the interface.
 - :class:`ScPRAM` (``scpram.py``): scPRAM from the paper: VAE, optimal transport, per-cell attention.
 - :class:`ScpramPackage` (``scpram.py``): the ``scpram`` package behind the interface, for comparison.
+- :func:`perturbation_split`, :func:`tuning_data` (``splits.py``): perturbation-level splits (unseen singles, doubles with 0-2 singles seen) with a validation part for tuning.
 - :func:`evaluate_holdout`, :func:`summarize_seeds`, :func:`evaluate_cell_types` (``evaluation.py``): models x seeds x held-out cell types, as tidy tables.
 """
 
@@ -26,9 +28,18 @@ _WHERE = {
     "training_hvgs": "base",
     "NoChange": "baselines",
     "MeanShift": "baselines",
+    "MeanEffect": "baselines",
+    "Additive": "baselines",
+    "LinearModel": "linear",
     "ScGen": "scgen",
     "ScPRAM": "scpram",
     "ScpramPackage": "scpram",
+    "PerturbationSplit": "splits",
+    "perturbation_split": "splits",
+    "assert_disjoint": "splits",
+    "tuning_data": "splits",
+    "TuningData": "splits",
+    "SPLIT_KINDS": "splits",
     "evaluate_holdout": "evaluation",
     "summarize_seeds": "evaluation",
     "evaluate_cell_types": "evaluation",

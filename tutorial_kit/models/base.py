@@ -271,7 +271,8 @@ class PerturbationModel:
 
         Args:
             ctrl: control cells with the training genes in the training order.
-            perturbation: a perturbed label seen in training.
+            perturbation: a perturbed label seen in training (or, for models that predict unseen
+                perturbations, one they can build from what they saw).
 
         Returns:
             A new AnnData, one predicted cell per input cell: ``obs`` copied from ``ctrl`` with
@@ -282,10 +283,7 @@ class PerturbationModel:
         where = f"{type(self).__name__}.predict"
         if not self.is_fitted:
             raise RuntimeError(f"{where}: the model is not fitted; call .fit(train) first.")
-        if perturbation not in self.perturbations_:
-            raise ValueError(
-                f"{where}: unknown perturbation {perturbation!r}; this model was trained on {self.perturbations_}."
-            )
+        self._check_perturbation(perturbation, where)
         check_nonempty(ctrl.n_obs, what="control cells to predict from", where=where)
         if not ctrl.var_names.equals(self.genes_):
             missing = self.genes_.difference(ctrl.var_names)
@@ -314,6 +312,17 @@ class PerturbationModel:
         return ad.AnnData(X=X, obs=obs, var=ctrl.var.copy())
 
     # subclasses ------------------------------------------------------------------------
+
+    def _check_perturbation(self, perturbation: str, where: str) -> None:
+        """Refuse a perturbation this model cannot predict (default: any label not seen in training).
+
+        Models that predict unseen perturbations (e.g. from the training singles of a double,
+        or from an embedding of the target gene) override this with their own rule and message.
+        """
+        if perturbation not in self.perturbations_:
+            raise ValueError(
+                f"{where}: unknown perturbation {perturbation!r}; this model was trained on {self.perturbations_}."
+            )
 
     def _fit(self, adata: "anndata.AnnData", *, epochs: int, progress: bool) -> None:  # pragma: no cover
         raise NotImplementedError
