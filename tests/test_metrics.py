@@ -734,3 +734,15 @@ def test_deg_overlap_of_no_change_is_nan_not_a_rounding_order():
         assert np.isnan(m.deg_overlap_k(ctrl * (1 + 1e-15), true, ctrl, k=5))
     # any real change is ranked as before
     assert m.deg_overlap_k(true, true, ctrl, k=5) == 1.0
+
+
+def test_direction_agreement_ignores_rounding_level_changes():
+    ctrl = np.array([1.0, 2.0, 3.0, 4.0])
+    true = np.array([2.0, 1.0, 4.0, 3.0])
+    # no-change computed from a differently stored copy: differences of 1e-16 are no change, agreeing with nothing
+    pred = ctrl * (1 + np.array([1e-16, -1e-16, 1e-16, -1e-16]))
+    assert m.direction_agreement_k(pred, true, ctrl, [0, 1, 2, 3]) == 0.0
+    # a gene that truly does not change agrees with a prediction of no change
+    assert m.direction_agreement_k(ctrl, np.array([1.0, 2.0, 4.0, 4.0]), ctrl, [0, 1]) == 1.0
+    # real changes keep their signs
+    assert m.direction_agreement_k(true, true, ctrl, [0, 1, 2, 3]) == 1.0

@@ -465,3 +465,47 @@ def test_spread_plot(model_cells):
         plotting.spread_plot({"mean-shift": pred}, true, ctrl, genes=[])
     with pytest.raises(ValueError, match="predictions must be a dict"):
         plotting.spread_plot([pred], true, ctrl, genes=["g1"])
+
+
+def test_interaction_residuals():
+    table = pd.DataFrame({"perturbation": ["A+B", "C+D", "E+F", "G+H"], "score": [0.1, 0.2, 0.3, np.nan],
+                          "residual": [1.0, 2.0, 3.0, 9.0]})
+    fig = plotting.interaction_residuals(table, x="score", y="residual")
+    ax = fig.axes[0]
+    assert ax.get_title() == "residual vs score: Spearman rho = 1.00 over 3 doubles"  # the NaN row is left out
+    assert [t.get_text() for t in ax.texts] == ["A+B", "C+D", "E+F"]
+    assert ax.get_xlabel() == "score" and ax.get_ylabel() == "residual"
+    two = plotting.interaction_residuals(table.iloc[:2], x="score", y="residual")
+    assert "rho = nan over 2 doubles" in two.axes[0].get_title()
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['dcor'\]"):
+        plotting.interaction_residuals(table, x="dcor", y="residual")
+    with pytest.raises(ValueError, match="fewer than 2 rows"):
+        plotting.interaction_residuals(table.iloc[2:], x="score", y="residual")
+    plt.close("all")
+
+
+def test_effect_scatter():
+    true = np.array([0.0, 1.0, 2.0, 3.0])
+    fig = plotting.effect_scatter({"perfect": true * 2, "no-change": np.zeros(4)}, true, title="T", xlabel="x (log)")
+    assert len(fig.axes) == 2 and fig._suptitle.get_text() == "T"
+    assert fig.axes[0].get_title() == "perfect: Pearson r = 1.00"
+    assert fig.axes[1].get_title() == "no-change: Pearson r = n/a"
+    assert fig.axes[0].get_xlabel() == "x (log)"
+    offsets = fig.axes[0].collections[0].get_offsets()
+    assert np.allclose(offsets[:, 1], true * 2)
+    with pytest.raises(ValueError, match="has 3 values but true has 4"):
+        plotting.effect_scatter({"m": [1.0, 2.0, 3.0]}, true)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        plotting.effect_scatter({}, true)
+    plt.close("all")
+
+
+def test_model_comparison_greys_exactly_the_baselines():
+    rows = [{"model": m, "metric": "pearson_delta", "gene_set": "all", "mean": v, "sd": 0.0, "n_seeds": 3,
+             "ci_low": v, "ci_high": v}
+            for m, v in [("mean", 0.2), ("additive", 0.8), ("linear", 0.5), ("meanVAE", 0.6), ("mean-shift (seed 0)", 0.3)]]
+    fig = plotting.model_comparison(pd.DataFrame(rows), metrics=[("pearson_delta", "all")])
+    colors = [tuple(np.round(matplotlib.colors.to_rgb(line.get_color()), 3))
+              for line in fig.axes[0].lines if line.get_marker() == "o"]
+    grey = tuple(np.round(matplotlib.colors.to_rgb("0.55"), 3))
+    assert [c == grey for c in colors] == [True, True, False, False, True]

@@ -414,7 +414,14 @@ def direction_agreement_k(pred_mean: Any, true_mean: Any, ctrl_mean: Any, de_idx
     """
     pred, true, ctrl = _vectors(pred_mean=pred_mean, true_mean=true_mean, ctrl_mean=ctrl_mean)
     idx = _indices(de_idx, pred.size)
-    return float(np.mean(np.sign(pred[idx] - ctrl[idx]) == np.sign(true[idx] - ctrl[idx])))
+    # a change at rounding level (e.g. the mean of a sparse and of a dense copy of the same cells)
+    # is no change: its sign would be noise
+    scale = 1e-12 * max(float(np.max(np.abs(ctrl))), float(np.max(np.abs(pred))), float(np.max(np.abs(true))), 1e-300)
+
+    def sign(d: np.ndarray) -> np.ndarray:
+        return np.where(np.abs(d) <= scale, 0.0, np.sign(d))
+
+    return float(np.mean(sign(pred[idx] - ctrl[idx]) == sign(true[idx] - ctrl[idx])))
 
 
 def l2_top_expressed(pred_mean: Any, true_mean: Any, ctrl_mean: Any, *, k: int = 1000) -> float:

@@ -1261,7 +1261,8 @@ __all__ += ["holdout_heatmap", "latent_delta_plot", "model_comparison", "reg_mea
 _LOWER_IS_BETTER = {"mse_top_de", "l2_top_expressed", "edistance", "mmd_rbf", "discrimination_rank"}
 """Metrics of :data:`tutorial_kit.metrics.METRICS` where a smaller value is better."""
 
-_BASELINE_NAMES = ("no-change", "mean-shift")
+_BASELINE_NAMES = ("no-change", "mean-shift", "mean", "additive")
+"""Model names drawn grey as baselines by :func:`model_comparison` (exactly, or followed by a space: 'mean (seed 0)')."""
 
 
 def _axes_for(ax: Any, n: int, **subplot_kw: Any) -> "tuple[Figure, list]":
@@ -1500,8 +1501,8 @@ def model_comparison(summary: "pd.DataFrame", *, metrics: Sequence[tuple[str, st
     """Models side by side: the mean over seeds and its confidence interval, one panel per metric.
 
     Reads the output of :func:`tutorial_kit.models.summarize_seeds`. Models are on the y axis
-    in the order of the table (the first on top); baselines (names containing ``no-change``
-    or ``mean-shift``) are grey. Each panel title names the metric and gene set and says
+    in the order of the table (the first on top); baselines (``no-change``, ``mean-shift``,
+    ``mean``, ``additive``, exactly or followed by a space) are grey. Each panel title names the metric and gene set and says
     whether higher or lower is better. A model without an interval (one seed) shows only its mean;
     a NaN mean (e.g. ``pearson_delta`` of no-change, undefined) shows nothing, with "n/a" beside its name.
     Taught in ``04_scgen`` and ``05_scpram``.
@@ -1547,7 +1548,7 @@ def model_comparison(summary: "pd.DataFrame", *, metrics: Sequence[tuple[str, st
         rows = summary[(summary["metric"] == metric) & (summary["gene_set"] == gene_set)].set_index("model")
         labels = []
         for y, model in enumerate(models):
-            baseline = any(b in model for b in _BASELINE_NAMES)
+            baseline = any(model == b or model.startswith(b + " ") for b in _BASELINE_NAMES)
             color = "0.55" if baseline else "C0"
             mean = float(rows.loc[model, "mean"]) if model in rows.index else float("nan")
             labels.append(model if np.isfinite(mean) else f"{model} (n/a)")
@@ -1696,4 +1697,105 @@ def spread_plot(
         ax_.set_title(gene, fontsize=10)
     if ax is None:
         fig.suptitle("Per-cell expression: a shared shift moves the box but keeps the control spread")
+    return fig
+
+
+# --------------------------------------------------------------------------- linear baselines (notebook 09)
+
+__all__ += ["effect_scatter", "interaction_residuals"]
+
+
+def interaction_residuals(table: "pd.DataFrame", *, x: str, y: str, label: str = "perturbation",
+                          ax: Any = None) -> "Figure":
+    """One point per double perturbation: two interaction scores against each other, each point named.
+
+    The title gives the Spearman rank correlation and the number of doubles, because with a
+    handful of doubles the eye reads patterns that a rank test does not support.
+    Taught in ``09_linear_baselines`` (the non-additive residual of each double against the
+    Norman 2019 interaction table).
+
+    Args:
+        table: one row per double with numeric columns ``x`` and ``y`` and a name column ``label``.
+        x: column on the x axis (e.g. ``'1 - corr_fit'`` from the Norman 2019 table).
+        y: column on the y axis (e.g. ``'residual_l2'``, the norm of observed minus additive).
+        label: column naming each point.
+        ax: an Axes to draw on (default: a new figure).
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import pandas as pd
+        >>> t = pd.DataFrame({"perturbation": ["A+B", "C+D", "E+F"], "u": [0.1, 0.2, 0.3], "v": [1.0, 3.0, 2.0]})
+        >>> interaction_residuals(t, x="u", y="v").axes[0].get_title()
+        'v vs u: Spearman rho = 0.50 over 3 doubles'
+    """
+    from scipy import stats
+
+    where = "interaction_residuals"
+    missing = [c for c in (x, y, label) if c not in getattr(table, "columns", [])]
+    if missing:
+        have = list(getattr(table, "columns", []))[:10]
+        raise ValueError(f"{where}: table is missing column(s) {missing}; it has {have}.")
+    xs = np.asarray(table[x], dtype=float)
+    ys = np.asarray(table[y], dtype=float)
+    keep = np.isfinite(xs) & np.isfinite(ys)
+    if keep.sum() < 2:
+        raise ValueError(f"{where}: fewer than 2 rows with finite {x!r} and {y!r}; nothing to compare.")
+    xs, ys, names = xs[keep], ys[keep], np.asarray(table[label].astype(str))[keep]
+    fig, (ax_,) = _axes_for(ax, 1, ncols=1, width=5.6, height=4.4)
+    ax_.scatter(xs, ys, s=40, color="C0")
+    for xi, yi, name in zip(xs, ys, names):
+        ax_.annotate(name, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    rho = float(stats.spearmanr(xs, ys)[0]) if keep.sum() > 2 else float("nan")
+    ax_.set_xlabel(x)
+    ax_.set_ylabel(y)
+    ax_.set_title(f"{y} vs {x}: Spearman rho = {rho:.2f} over {int(keep.sum())} doubles", fontsize=10)
+    return fig
+
+
+def effect_scatter(predicted: "dict[str, Any]", true: Any, *, title: str = "Predicted vs true effect",
+                   xlabel: str = "true effect", ylabel: str = "predicted effect") -> "Figure":
+    """One panel per model: the predicted effect of each gene against the true (or observed) effect.
+
+    The dashed line is ``y = x``; each panel title gives the Pearson correlation over genes
+    ("n/a" when a prediction is constant, e.g. no-change). Use it for one perturbation, or for
+    several stacked, as long as ``true`` lines up with every prediction.
+    Taught in ``09_linear_baselines`` (the linear model on a simulated screen, where the truth is known).
+
+    Args:
+        predicted: model name -> predicted effect per gene (1-D, same length as ``true``).
+        true: the effect to compare with, per gene.
+        title: the figure's title.
+        xlabel: x-axis label (say what the effect is and its units).
+        ylabel: y-axis label.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> fig = effect_scatter({"m": [0.0, 1.0, 2.0]}, [0.0, 1.0, 3.0])
+        >>> fig.axes[0].get_title()
+        'm: Pearson r = 0.98'
+    """
+    where = "effect_scatter"
+    if not hasattr(predicted, "items") or not predicted:
+        raise ValueError(f"{where}: predicted must be a non-empty dict from model name to a vector of effects.")
+    t = np.asarray(true, dtype=float).ravel()
+    fig, axes = _subplots(len(predicted), ncols=3, width=4.0, height=3.8)
+    for ax_, (name, values) in zip(axes, predicted.items()):
+        p = np.asarray(values, dtype=float).ravel()
+        if p.shape != t.shape:
+            raise ValueError(f"{where}: the prediction of {name!r} has {p.size} values but true has {t.size}; "
+                             "pass one value per gene, in the same order.")
+        ax_.scatter(t, p, s=8, alpha=0.6, color="C0", edgecolors="none")
+        lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+        ax_.plot([lo, hi], [lo, hi], color="k", lw=0.8, ls="--")
+        r = float(np.corrcoef(t, p)[0, 1]) if np.std(p) > 0 and np.std(t) > 0 else float("nan")
+        ax_.set_title(f"{name}: Pearson r = {r:.2f}" if np.isfinite(r) else f"{name}: Pearson r = n/a", fontsize=10)
+        ax_.set_xlabel(xlabel, fontsize=9)
+        ax_.set_ylabel(ylabel, fontsize=9)
+    fig.suptitle(title)
     return fig
