@@ -3,8 +3,32 @@
 Tests in ``tests/session_*`` need a session environment (e.g. ``tests/session_scgen`` needs
 scgen, which the core environment does not have). The core run skips collecting them;
 tests/test_session_envs.py runs them inside their environment with ``TK_SESSION_TESTS=1``.
+
+The fixture ``env_python`` gives the interpreter of a session environment (tests/test_notebooks.py,
+tests/test_session_envs.py).
 """
 
 import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 collect_ignore_glob = [] if os.environ.get("TK_SESSION_TESTS") == "1" else ["session_*"]
+
+
+def _env_python(env: str) -> Path:
+    """The environment's interpreter: ``TK_PYTHON_<ENV>`` if set, else built (or checked up to date) by build.py."""
+    override = os.environ.get(f"TK_PYTHON_{env.upper()}")
+    if override:
+        return Path(override)
+    subprocess.run(["python3", str(ROOT / "environments" / "build.py"), env], check=True, cwd=ROOT)
+    return ROOT / ".venvs" / env / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def env_python():
+    """``env_python(name)`` -> Path of the interpreter of session environment ``name``."""
+    return _env_python

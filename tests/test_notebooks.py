@@ -18,21 +18,12 @@ OUTPUT = ROOT / "test-output"
 BUDGET_S = 180  # each CI-tier notebook executes in at most 3 minutes on a 2-core CPU
 
 
-def _env_python(env: str) -> Path:
-    """The environment's interpreter, built (or checked up to date) by environments/build.py."""
-    override = os.environ.get(f"TK_PYTHON_{env.upper()}")
-    if override:
-        return Path(override)
-    subprocess.run(["python3", str(ROOT / "environments" / "build.py"), env], check=True, cwd=ROOT)
-    return ROOT / ".venvs" / env / "bin" / "python"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", sorted(MANIFEST["notebooks"]))
-def test_notebook_executes(notebook):
+def test_notebook_executes(notebook, env_python):
     env = MANIFEST["notebooks"][notebook]
     kernel = MANIFEST["environments"][env]["kernel"]
-    python = _env_python(env)
+    python = env_python(env)
     environ = {**os.environ, "TUTORIAL_KIT_TIER": "ci", "PYTHONHASHSEED": "0"}
     start = time.perf_counter()
     proc = subprocess.run(

@@ -22,15 +22,6 @@ MANIFEST = tomllib.loads((ROOT / "environments" / "sessions.toml").read_text())
 WITH_TESTS = sorted(name for name, spec in MANIFEST["environments"].items() if spec.get("tests"))
 
 
-def _env_python(env: str) -> Path:
-    """The environment's interpreter, built (or checked up to date) by environments/build.py."""
-    override = os.environ.get(f"TK_PYTHON_{env.upper()}")
-    if override:
-        return Path(override)
-    subprocess.run(["python3", str(ROOT / "environments" / "build.py"), env], check=True, cwd=ROOT)
-    return ROOT / ".venvs" / env / "bin" / "python"
-
-
 def test_session_test_paths_exist():
     assert WITH_TESTS, "no environment in sessions.toml lists tests"
     for env in WITH_TESTS:
@@ -44,10 +35,10 @@ def test_session_test_paths_exist():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("env", WITH_TESTS)
-def test_session_environment_tests_pass(env):
+def test_session_environment_tests_pass(env, env_python):
     paths = MANIFEST["environments"][env]["tests"]
     deselect = [arg for node in MANIFEST["environments"][env].get("deselect", []) for arg in ("--deselect", node)]
-    python = _env_python(env)
+    python = env_python(env)
     environ = {**os.environ, "TK_SESSION_TESTS": "1", "PYTHONHASHSEED": "0"}
     proc = subprocess.run(
         [str(python), "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q", *deselect, *paths],

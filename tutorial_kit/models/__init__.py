@@ -18,8 +18,7 @@ imported only by the model that needs them.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tutorial_kit._lazy import lazy_names
 
 _WHERE = {
     "PerturbationModel": "base",
@@ -45,16 +44,4 @@ _WHERE = {
     "evaluate_cell_types": "evaluation",
     "HoldoutResult": "evaluation",
 }
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tutorial_kit.models' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_names(__name__, _WHERE)

@@ -17,8 +17,7 @@ only by the GAN.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tutorial_kit._lazy import lazy_names
 
 _WHERE = {
     "fit_copula": "copula",
@@ -48,16 +47,4 @@ _WHERE = {
     "resolve_n_cells": "_base",
     "simulated_adata": "_base",
 }
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tutorial_kit.simulate' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_names(__name__, _WHERE)
