@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = tomllib.loads((ROOT / "environments" / "sessions.toml").read_text())
 OUTPUT = ROOT / "test-output"
 BUDGET_S = 180  # each CI-tier notebook executes in at most 3 minutes on a 2-core CPU
+BUDGETS_S = {"10_benchmarking.ipynb": 300}  # the whole benchmark (issue 6): at most 5 minutes
 
 
 @pytest.mark.slow
@@ -37,4 +38,5 @@ def test_notebook_executes(notebook, env_python):
     with open(OUTPUT / "notebook-times.tsv", "a") as fh:  # kept for the CI log and the closing notes
         fh.write(f"{notebook}\t{kernel}\t{elapsed:.1f}\t{'ok' if proc.returncode == 0 else 'failed'}\n")
     assert proc.returncode == 0, f"{notebook} failed under nbval:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
-    assert elapsed <= BUDGET_S, f"{notebook} took {elapsed:.0f} s, over the {BUDGET_S} s budget"
+    budget = BUDGETS_S.get(notebook, BUDGET_S)
+    assert elapsed <= budget, f"{notebook} took {elapsed:.0f} s, over the {budget} s budget"

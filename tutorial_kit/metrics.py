@@ -80,6 +80,11 @@ METRICS: tuple[str, ...] = (
 )
 """Names of the metrics :func:`evaluate` reports (its ``metrics`` argument picks among them)."""
 
+LOWER_IS_BETTER: frozenset[str] = frozenset(
+    {"mse_top_de", "l2_top_expressed", "edistance", "mmd_rbf", "discrimination_rank"}
+)
+"""Metrics of :data:`METRICS` where a smaller value is a better prediction (for the others, larger is better)."""
+
 _BLOCK_ELEMENTS = 4_000_000  # elements of a pairwise block held in memory at once
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from tutorial_kit.metrics import LOWER_IS_BETTER as _LOWER_IS_BETTER
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from anndata import AnnData
@@ -1258,9 +1260,6 @@ def correlation_heatmaps(
 
 __all__ += ["holdout_heatmap", "latent_delta_plot", "model_comparison", "reg_mean_plot", "spread_plot"]
 
-_LOWER_IS_BETTER = {"mse_top_de", "l2_top_expressed", "edistance", "mmd_rbf", "discrimination_rank"}
-"""Metrics of :data:`tutorial_kit.metrics.METRICS` where a smaller value is better."""
-
 _BASELINE_NAMES = ("no-change", "mean-shift", "mean", "additive")
 """Model names drawn grey as baselines by :func:`model_comparison` (exactly, or followed by a space: 'mean (seed 0)')."""
 
@@ -1530,6 +1529,11 @@ def model_comparison(summary: "pd.DataFrame", *, metrics: Sequence[tuple[str, st
     missing = [c for c in need if c not in getattr(summary, "columns", [])]
     if missing:
         raise ValueError(f"{where}: summary is missing column(s) {missing}; pass tk.models.summarize_seeds(table).")
+    if "task" in summary.columns and summary["task"].nunique() > 1:
+        raise ValueError(
+            f"{where}: summary has several tasks {list(summary['task'].unique())[:5]}; "
+            "select one (summary[summary.task == name]) or draw them all with benchmark_plot."
+        )
     if "cell_type" in summary.columns and summary["cell_type"].nunique() > 1:
         raise ValueError(
             f"{where}: summary has several cell types {list(summary['cell_type'].unique())[:5]}; "
@@ -1798,4 +1802,152 @@ def effect_scatter(predicted: "dict[str, Any]", true: Any, *, title: str = "Pred
         ax_.set_xlabel(xlabel, fontsize=9)
         ax_.set_ylabel(ylabel, fontsize=9)
     fig.suptitle(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- benchmarking (notebook 10)
+
+__all__ += ["benchmark_plot", "rank_heatmap"]
+
+
+def _gene_set_for(rows: "pd.DataFrame", metric: str) -> str | None:
+    """The gene set a benchmark panel shows for ``metric``: ``'all'`` if scored, else the only one."""
+    sets = list(dict.fromkeys(rows.loc[rows["metric"] == metric, "gene_set"]))
+    if "all" in sets:
+        return "all"
+    return sets[0] if sets else None
+
+
+def benchmark_plot(summary: "pd.DataFrame", *, metrics: Sequence[str], tasks: Sequence[str] | None = None) -> "Figure":
+    """Every task x metric of a benchmark: the mean over seeds and its interval per method.
+
+    One row of panels per task, one column per metric (x axes shared per column, so a task
+    can be compared with its variant, e.g. balanced vs unbalanced training data). Each panel
+    is a :func:`model_comparison` panel (baselines grey); its gene set is ``'all'`` when the
+    metric was scored on all genes, else the one gene set it was scored on (e.g. ``top20_de``).
+    A metric not scored on a task leaves an empty panel that says so.
+    Taught in ``10_benchmarking``.
+
+    Args:
+        summary: output of :func:`tutorial_kit.models.summarize_seeds` of a benchmark table
+            (with a ``task`` column).
+        metrics: metric names, one column of panels each.
+        tasks: tasks to draw, in this order (default: all, in the order of the table).
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import pandas as pd
+        >>> s = pd.DataFrame({"task": ["t1", "t1", "t2"], "model": ["no-change", "scGen", "scGen"],
+        ...                   "metric": "edistance", "gene_set": "pca50", "mean": [1.0, 0.4, 0.5],
+        ...                   "ci_low": [0.9, 0.3, 0.4], "ci_high": [1.1, 0.5, 0.6]})
+        >>> [a.get_title().splitlines()[0] for a in benchmark_plot(s, metrics=["edistance"]).axes]
+        ['t1', 't2']
+    """
+    import matplotlib.pyplot as plt
+
+    where = "benchmark_plot"
+    need = ["task", "model", "metric", "gene_set", "mean", "ci_low", "ci_high"]
+    missing = [c for c in need if c not in getattr(summary, "columns", [])]
+    if missing:
+        raise ValueError(f"{where}: summary is missing column(s) {missing}; pass "
+                         "tk.models.summarize_seeds(result.table) of tk.models.run_benchmark.")
+    metrics = list(metrics)
+    if not metrics:
+        raise ValueError(f"{where}: metrics is empty; pass metric names, e.g. ['pearson_delta', 'edistance'].")
+    unknown = [m for m in metrics if m not in set(summary["metric"])]
+    if unknown:
+        raise ValueError(f"{where}: metric(s) {unknown} are not in the summary; it has {sorted(set(summary['metric']))}.")
+    known_tasks = list(dict.fromkeys(summary["task"]))
+    tasks = known_tasks if tasks is None else list(tasks)
+    if not tasks or any(t not in known_tasks for t in tasks):
+        raise ValueError(f"{where}: tasks must be among {known_tasks}; got {tasks}.")
+    n_models = max(summary.loc[summary["task"] == t, "model"].nunique() for t in tasks)
+    fig, axes = plt.subplots(len(tasks), len(metrics), squeeze=False, sharex="col",
+                             figsize=(3.6 * len(metrics) + 1.2, (0.42 * n_models + 1.3) * len(tasks)))
+    for row, task in zip(axes, tasks):
+        rows = summary[summary["task"] == task]
+        for ax, metric in zip(row, metrics):
+            gene_set = _gene_set_for(rows, metric)
+            if gene_set is None:
+                ax.text(0.5, 0.5, f"{metric}\nnot scored on this task", ha="center", va="center",
+                        transform=ax.transAxes, fontsize=9, color="0.4")
+                ax.set_yticks([])
+                ax.set_title(task, fontsize=10)
+                continue
+            model_comparison(rows, metrics=[(metric, gene_set)], ax=ax)
+            better = "lower is better" if metric in _LOWER_IS_BETTER else "higher is better"
+            ax.set_title(f"{task}\n{metric} ({gene_set}), {better}", fontsize=9)
+            ax.set_xlabel("")
+    for ax in axes[-1]:
+        ax.set_xlabel("mean over seeds, t interval", fontsize=9)
+    fig.suptitle("Benchmark: methods per task and metric (grey: baselines)")
+    fig.tight_layout()
+    return fig
+
+
+def rank_heatmap(ranks: "pd.DataFrame", *, title: str | None = None, ax: Any = None) -> "Figure":
+    """Ranks of the methods (1 = best) per metric, and per seed when there are seeds.
+
+    Reads the output of :func:`tutorial_kit.models.rank_methods` for ONE task: rows are the
+    methods, columns the metrics (``metric (gene_set)``, with ``seed s`` under it when the ranks
+    are per seed). Each cell shows the rank; an undefined value shows ``n/a``. When the colours
+    of a row change across columns, the ranking depends on the metric or the seed.
+    Taught in ``10_benchmarking``.
+
+    Args:
+        ranks: columns ``model, metric, gene_set, rank`` (and optionally ``seed``; ``task`` with
+            a single value).
+        title: the title (default: says what the columns are).
+        ax: an Axes to draw in (default: a new figure).
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import pandas as pd
+        >>> r = pd.DataFrame({"model": ["a", "b"] * 2, "metric": ["mse_top_de"] * 2 + ["pearson_delta"] * 2,
+        ...                   "gene_set": ["top20_de"] * 2 + ["all"] * 2, "rank": [1.0, 2.0, 2.0, 1.0]})
+        >>> rank_heatmap(r).axes[0].get_xticklabels()[1].get_text()
+        'pearson_delta (all)'
+    """
+    where = "rank_heatmap"
+    need = ["model", "metric", "gene_set", "rank"]
+    missing = [c for c in need if c not in getattr(ranks, "columns", [])]
+    if missing:
+        raise ValueError(f"{where}: ranks is missing column(s) {missing}; pass tk.models.rank_methods(table).")
+    if "task" in ranks.columns and ranks["task"].nunique() > 1:
+        raise ValueError(f"{where}: ranks has several tasks {list(ranks['task'].unique())[:5]}; "
+                         "select one: ranks[ranks.task == name].")
+    if "cell_type" in ranks.columns and ranks["cell_type"].nunique() > 1:
+        raise ValueError(f"{where}: ranks has several cell types {list(ranks['cell_type'].unique())[:5]}; "
+                         "select one: ranks[ranks.cell_type == name].")
+    if len(ranks) == 0:
+        raise ValueError(f"{where}: ranks is empty.")
+    label = ranks["metric"] + " (" + ranks["gene_set"] + ")"
+    if "seed" in ranks.columns:
+        label = label + "\nseed " + ranks["seed"].astype(str)
+    columns = list(dict.fromkeys(label))
+    models = list(dict.fromkeys(ranks["model"]))
+    values = np.full((len(models), len(columns)), np.nan)
+    for model, col, rank in zip(ranks["model"], label, ranks["rank"]):
+        values[models.index(model), columns.index(col)] = rank
+    fig, (ax,) = _axes_for(ax, 1, ncols=1, width=0.95 * len(columns) + 2.6, height=0.45 * len(models) + 2.0)
+    im = ax.imshow(np.ma.masked_invalid(values), cmap="viridis_r", aspect="auto", vmin=1, vmax=max(len(models), 2))
+    for i in range(len(models)):
+        for j in range(len(columns)):
+            v = values[i, j]
+            text = "n/a" if not np.isfinite(v) else (f"{v:.0f}" if v == int(v) else f"{v:.1f}")
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="k" if np.isfinite(v) and v > (len(models) + 1) / 2 else "w" if np.isfinite(v) else "0.3")
+    ax.set_xticks(range(len(columns)))
+    ax.set_xticklabels(columns, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(len(models)))
+    ax.set_yticklabels(models)
+    what = "metric and seed" if "seed" in ranks.columns else "metric (mean over seeds)"
+    ax.set_title(title or f"Rank of each method per {what} (1 = best)", fontsize=10)
+    fig.colorbar(im, ax=ax, label="rank (1 = best)")
     return fig

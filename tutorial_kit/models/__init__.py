@@ -1,19 +1,23 @@
 """Perturbation-response models behind one interface, and the split they are judged on.
 
-Taught in ``04_scgen`` (interface, split, scGen, baselines) and ``05_scpram`` (scPRAM).
+Taught in ``04_scgen`` (interface, split, scGen, baselines), ``05_scpram`` (scPRAM),
+``09_linear_baselines`` (perturbation-level splits, linear baselines) and ``10_benchmarking`` (the harness).
 Every model is a :class:`PerturbationModel`: ``model.fit(train)`` then
 ``model.predict(ctrl, perturbation)`` returns predicted cells as AnnData, ready for
 :func:`tutorial_kit.metrics.evaluate`. Names are imported lazily; torch, scgen and POT are
 imported only by the model that needs them.
 
-- :class:`PerturbationModel`, :func:`holdout`, :func:`training_hvgs` (``base.py``): the interface and the split.
+- :class:`PerturbationModel`, :func:`holdout`, :func:`training_hvgs`, :class:`NotApplicableError` (``base.py``): the interface and the split.
 - :class:`NoChange`, :class:`MeanShift`, :class:`MeanEffect`, :class:`Additive` (``baselines.py``): the baselines every model must beat.
 - :class:`LinearModel` (``linear.py``): the linear model of Ahlmann-Eltze, Huber and Anders (2025).
 - :class:`ScGen` (``scgen.py``): the real ``scgen`` package behind the interface.
+- :class:`ScGenPertpy` (``scgen.py``): pertpy's maintained scGen (JAX), in the core environment, for the benchmark (``10_benchmarking``).
 - :class:`ScPRAM` (``scpram.py``): scPRAM from the paper: VAE, optimal transport, per-cell attention.
 - :class:`ScpramPackage` (``scpram.py``): the ``scpram`` package behind the interface, for comparison.
-- :func:`perturbation_split`, :func:`tuning_data` (``splits.py``): perturbation-level splits (unseen singles, doubles with 0-2 singles seen) with a validation part for tuning.
-- :func:`evaluate_holdout`, :func:`summarize_seeds`, :func:`evaluate_cell_types` (``evaluation.py``): models x seeds x held-out cell types, as tidy tables.
+- :func:`perturbation_split`, :func:`tuning_data` (``splits.py``): perturbation-level splits (unseen singles, doubles with 0-2 singles seen) with a validation part for tuning;
+  :func:`subsample_perturbed` (unbalanced data) and :func:`validation_holdout` (a validation cell type) for held-out cell types.
+- :func:`evaluate_holdout`, :func:`evaluate_perturbations`, :func:`summarize_seeds`, :func:`interval_table`, :func:`evaluate_cell_types` (``evaluation.py``): models x seeds on one split, as tidy tables with intervals.
+- :func:`run_benchmark`, :class:`Task`, :func:`rank_methods`, :func:`tune` (``benchmark.py``): methods x seeds x tasks in one table, rankings, Optuna on validation data.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from tutorial_kit._lazy import lazy_names
 
 _WHERE = {
     "PerturbationModel": "base",
+    "NotApplicableError": "base",
+    "ScGenPertpy": "scgen",
     "Holdout": "base",
     "holdout": "base",
     "training_hvgs": "base",
@@ -37,6 +43,16 @@ _WHERE = {
     "perturbation_split": "splits",
     "assert_disjoint": "splits",
     "tuning_data": "splits",
+    "subsample_perturbed": "splits",
+    "validation_holdout": "splits",
+    "evaluate_perturbations": "evaluation",
+    "interval_table": "evaluation",
+    "Task": "benchmark",
+    "BenchmarkResult": "benchmark",
+    "run_benchmark": "benchmark",
+    "rank_methods": "benchmark",
+    "tune": "benchmark",
+    "TuneResult": "benchmark",
     "TuningData": "splits",
     "SPLIT_KINDS": "splits",
     "evaluate_holdout": "evaluation",

@@ -41,6 +41,18 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 
+class NotApplicableError(ValueError):
+    """A model cannot make this prediction by design (not a bug, not bad input).
+
+    Raised, for example, when the additive model is asked for a double whose singles were
+    never seen, when the linear model is asked for a perturbation whose target gene is not
+    measured, or when a model that only predicts seen labels is asked for an unseen one.
+    A benchmark records such a method x task pair as "not applicable", with this message,
+    instead of failing (:func:`tutorial_kit.models.run_benchmark`).
+    It is a ``ValueError``, so ``except ValueError`` still catches it.
+    """
+
+
 # --------------------------------------------------------------------------- the split
 
 
@@ -320,7 +332,7 @@ class PerturbationModel:
         or from an embedding of the target gene) override this with their own rule and message.
         """
         if perturbation not in self.perturbations_:
-            raise ValueError(
+            raise NotApplicableError(
                 f"{where}: unknown perturbation {perturbation!r}; this model was trained on {self.perturbations_}."
             )
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tutorial_kit.models.base import PerturbationModel, dense
+from tutorial_kit.models.base import NotApplicableError, PerturbationModel, dense
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -236,7 +236,7 @@ class Additive(_PseudobulkModel):
             seen = sorted(p for p in self.effects_.index if "+" not in p)
             what = (f"the single perturbation {perturbation!r} was" if len(parts) == 1
                     else f"the combination {perturbation!r} needs the single(s) {missing}, which were")
-            raise ValueError(
+            raise NotApplicableError(
                 f"{where}: {what} not seen in training; the additive model sums the effects of "
                 f"training singles (seen singles: {seen[:20]}{' ...' if len(seen) > 20 else ''}). "
                 "Use MeanEffect or LinearModel for perturbations whose singles were not measured."

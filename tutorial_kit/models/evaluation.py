@@ -39,14 +39,15 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from sklearn.decomposition import PCA
 
-__all__ = ["HoldoutResult", "evaluate_cell_types", "evaluate_holdout", "summarize_seeds"]
+__all__ = ["HoldoutResult", "evaluate_cell_types", "evaluate_holdout", "evaluate_perturbations", "interval_table",
+           "summarize_seeds"]
 
 TABLE_COLUMNS = (
     "model", "seed", "metric", "gene_set", "value", "n_genes", "fit_seconds", "seconds_per_epoch", "epochs",
 )
 """Columns of :attr:`HoldoutResult.table`, in order."""
 
-_SUMMARY_KEYS = ("cell_type", "model", "metric", "gene_set")
+_SUMMARY_KEYS = ("task", "cell_type", "model", "metric", "gene_set")
 
 
 class HoldoutResult(NamedTuple):
@@ -161,6 +162,7 @@ def evaluate_holdout(
     n_pca: int = 50,
     progress: bool = True,
     fitted: Mapping[tuple[str, int], PerturbationModel] | None = None,
+    pca: "PCA | None" = None,
 ) -> HoldoutResult:
     """Train every model with every seed on one split and score each prediction.
 
@@ -187,6 +189,9 @@ def evaluate_holdout(
         fitted: models already trained on ``split.train``, as ``{(name, seed): model}`` (e.g.
             the model a notebook trained step by step): reused instead of training that run
             again. Each must be fitted, have that seed and the genes of ``split.train``.
+        pca: a PCA already fitted on real cells with these genes, to score in instead of one fitted
+            on ``split.train`` (e.g. so that a variant of the split with fewer training cells is
+            scored in the same coordinates as the original, ``10_benchmarking``).
 
     Returns:
         A :class:`HoldoutResult` (table, predictions, models, pca).
@@ -212,8 +217,17 @@ def evaluate_holdout(
     control = _control_label(split, where)
     fitted_in = _check_fitted(fitted, models, seeds, split, where)
     n_genes = int(split.train.n_vars)
-    n_comps = max(1, min(int(n_pca), n_genes, split.train.n_obs - 1))
-    pca = tkm.fit_pca(split.train.X, n_comps=n_comps, seed=0)
+    if pca is None:
+        n_comps = max(1, min(int(n_pca), n_genes, split.train.n_obs - 1))
+        pca = tkm.fit_pca(split.train.X, n_comps=n_comps, seed=0)
+        pca_note = f"fitted once on the {split.train.n_obs} training cells (real cells only), seed 0"
+    else:
+        if getattr(pca, "n_features_in_", None) != n_genes:
+            raise ValueError(
+                f"{where}: the pca given was fitted on {getattr(pca, 'n_features_in_', 'unknown')} genes, the split "
+                f"has {n_genes}; fit it with tk.metrics.fit_pca on real cells with the split's genes."
+            )
+        pca_note = "given by the caller (fitted on real cells)"
 
     frames, predictions, trained = [], {}, {}
     runs = [(name, seed) for name in models for seed in seeds]
@@ -241,7 +255,7 @@ def evaluate_holdout(
     table.attrs.update({
         "cell_type": split.cell_type,
         "perturbation": split.perturbation,
-        "pca": f"fitted once on the {split.train.n_obs} training cells (real cells only), seed 0",
+        "pca": pca_note,
         "pca_n_comps": int(pca.n_components_),
     })
     return HoldoutResult(table=table, predictions=predictions, models=trained, pca=pca)
@@ -405,3 +419,177 @@ def evaluate_cell_types(
     out.attrs.update({"perturbation": perturbation, "n_top_genes": n_top_genes,
                       "pca": "one PCA per held-out cell type, fitted on that split's training cells"})
     return out
+
+
+UNDEFINED_CORRELATION = ".*the Pearson correlation is undefined"
+"""Message of the warning the metrics give for a correlation with a constant vector (NaN), e.g. no-change's delta."""
+
+NO_CHANGE_DEG = "deg_overlap_k: the predicted cells do not differ from the control cells"
+"""Message of the warning of ``deg_overlap_k`` for a prediction equal to control (NaN), e.g. no-change's."""
+
+PERTURBATION_COLUMNS = ("model", "seed", "metric", "gene_set", "value", "n_perturbations")
+"""Columns of :func:`evaluate_perturbations`, in order."""
+
+
+def evaluate_perturbations(
+    models: Mapping[str, PerturbationModel],
+    data: Any,
+    *,
+    metrics: Sequence[str] | None = None,
+    n_top_de: int = 20,
+    k_overlap: int = 100,
+    k_top_expressed: int = 1000,
+) -> "pd.DataFrame":
+    """Score fitted models on the held-out perturbations of a perturbation-level split.
+
+    For every model, each held-out perturbation is predicted from the split's control cells
+    (``data.ctrl``) and all predictions are scored together with
+    :func:`tutorial_kit.metrics.evaluate` against the real held-out cells, so
+    ``discrimination_rank`` ranks each prediction among all held-out perturbations. The value
+    of a metric is its mean over the held-out perturbations where it is defined
+    (``n_perturbations`` counts them; ``pearson_delta`` of a no-change prediction is
+    undefined, so its value is NaN with ``n_perturbations`` 0).
+    Which part is held out is fixed by the object passed: a
+    :class:`~tutorial_kit.models.PerturbationSplit` is scored on its ``test`` part; a
+    :class:`~tutorial_kit.models.TuningData` (from :func:`tuning_data`) on its ``val`` part,
+    because it has no test cells: tuning objectives can therefore never read the test split.
+    Taught in ``09_linear_baselines`` and ``10_benchmarking``.
+
+    Args:
+        models: name -> a model already fitted on ``data.train`` (the dict order is kept).
+        data: a ``PerturbationSplit`` (scores ``test``) or ``TuningData`` (scores ``val``).
+        metrics: names from :data:`tutorial_kit.metrics.METRICS` (default all).
+        n_top_de: top DE genes of ``mse_top_de`` and ``direction_agreement_k``.
+        k_overlap: top DE genes of ``deg_overlap_k``.
+        k_top_expressed: genes of ``l2_top_expressed``.
+        Each of the three is capped at the number of genes.
+
+    Returns:
+        DataFrame with columns ``model, seed, metric, gene_set, value, n_perturbations``: one
+        row per model x metric x gene set.
+
+    Raises:
+        ValueError: ``models`` is empty, a model is not fitted or was trained on other genes, or
+            ``data`` is neither a ``PerturbationSplit`` nor a ``TuningData``.
+        NotApplicableError: a model cannot predict one of the held-out perturbations.
+
+    Example:
+        >>> import numpy as np, anndata as ad, pandas as pd
+        >>> from tutorial_kit.models import MeanEffect, NoChange, perturbation_split
+        >>> labels = ["control"] * 40 + [p for p in "ABCDEFGH" for _ in range(5)]
+        >>> obs = pd.DataFrame({"perturbation": labels, "cell_type": "K562"}, index=[f"c{i}" for i in range(80)])
+        >>> X = np.random.default_rng(0).normal(size=(80, 6)).astype(np.float32)
+        >>> X[40:, 0] += 2.0  # every perturbation raises gene 0
+        >>> split = perturbation_split(ad.AnnData(X, obs=obs), kind="unseen_single", seed=0)
+        >>> models = {m.name: m.fit(split.train, progress=False) for m in (NoChange(), MeanEffect())}
+        >>> t = evaluate_perturbations(models, split, metrics=["l2_top_expressed"], k_top_expressed=6)
+        >>> t[["model", "metric", "n_perturbations"]].values.tolist()
+        [['no-change', 'l2_top_expressed', 2], ['mean', 'l2_top_expressed', 2]]
+        >>> bool(t["value"].iloc[1] < t["value"].iloc[0])
+        True
+    """
+    import warnings
+
+    import anndata as ad
+    import pandas as pd
+
+    from tutorial_kit import metrics as tkm
+    from tutorial_kit.models.splits import PerturbationSplit, TuningData
+
+    where = "evaluate_perturbations"
+    if isinstance(data, PerturbationSplit):
+        truth, held_out = data.test, list(data.test_perturbations)
+    elif isinstance(data, TuningData):
+        truth, held_out = data.val, list(data.val_perturbations)
+    else:
+        raise ValueError(
+            f"{where}: data must be a tk.models.PerturbationSplit (scored on its test part) or the "
+            f"tk.models.tuning_data(split) of one (scored on its validation part); got {type(data).__name__}."
+        )
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError(f"{where}: models must be a non-empty dict name -> fitted model, e.g. "
+                         "{'mean': tk.models.MeanEffect().fit(split.train)}.")
+    if not held_out:
+        raise ValueError(f"{where}: the split holds out no perturbation to score.")
+    for name, model in models.items():
+        if not isinstance(model, PerturbationModel) or not model.is_fitted:
+            raise ValueError(f"{where}: models[{name!r}] must be a fitted PerturbationModel; call .fit(split.train).")
+        if list(model.genes_) != list(data.train.var_names):
+            raise ValueError(f"{where}: models[{name!r}] was trained on other genes than the split; "
+                             "fit it on this split's train part.")
+    key = data.perturbation_key
+    k_top_expressed = min(int(k_top_expressed), int(truth.n_vars))
+    frames = []
+    for name, model in models.items():
+        pred = ad.concat([model.predict(data.ctrl, p) for p in held_out], index_unique="-")
+        with warnings.catch_warnings():
+            # correlations of a no-change prediction are undefined: NaN, documented above
+            warnings.filterwarnings("ignore", message=UNDEFINED_CORRELATION, category=RuntimeWarning)
+            warnings.filterwarnings("ignore", message=NO_CHANGE_DEG, category=RuntimeWarning)
+            table = tkm.evaluate(pred, truth, data.ctrl, perturbation_key=key, metrics=metrics,
+                                 n_top_de=min(int(n_top_de), int(truth.n_vars)), k_top_expressed=k_top_expressed,
+                                 k_overlap=min(int(k_overlap), int(truth.n_vars)))
+        grouped = table.groupby(["metric", "gene_set"], sort=False)["value"]
+        summary = pd.DataFrame({"value": grouped.mean(), "n_perturbations": grouped.count()}).reset_index()
+        summary.insert(0, "seed", int(model.seed))
+        summary.insert(0, "model", name)
+        frames.append(summary)
+    out = pd.concat(frames, ignore_index=True)[list(PERTURBATION_COLUMNS)]
+    out.attrs["held_out"] = held_out
+    return out
+
+
+def interval_table(summary: "pd.DataFrame", *, metrics: Sequence[tuple[str, str]] | None = None,
+                   digits: int = 3) -> "pd.DataFrame":
+    """A readable wide table of a summary: one row per model (and task), ``mean [ci_low, ci_high]`` per metric.
+
+    Reads the output of :func:`summarize_seeds`. A metric that is undefined for a model (NaN
+    mean, e.g. ``pearson_delta`` of no-change) reads ``n/a``; with one seed (no interval) the
+    cell is the mean alone. Rows keep the order of the summary; columns are
+    ``metric (gene_set)`` in the order of ``metrics``. A model not scored on a metric of its
+    task reads ``-``.
+    Taught in ``09_linear_baselines`` and ``10_benchmarking``.
+
+    Args:
+        summary: output of :func:`summarize_seeds` (optionally with a ``task`` column).
+        metrics: ``(metric, gene_set)`` pairs to show (default: every pair, in order).
+        digits: decimals shown.
+
+    Returns:
+        DataFrame of strings, indexed by ``model`` (or ``task, model``).
+
+    Example:
+        >>> import pandas as pd
+        >>> s = pd.DataFrame({"model": ["no-change", "mean"], "metric": "pearson_delta", "gene_set": "all",
+        ...                   "mean": [float("nan"), 0.5], "ci_low": [float("nan"), 0.25], "ci_high": [float("nan"), 0.75]})
+        >>> interval_table(s).to_dict()
+        {'pearson_delta (all)': {'no-change': 'n/a', 'mean': '0.500 [0.250, 0.750]'}}
+    """
+    where = "interval_table"
+    need = ["model", "metric", "gene_set", "mean", "ci_low", "ci_high"]
+    missing = [c for c in need if c not in getattr(summary, "columns", [])]
+    if missing:
+        raise ValueError(f"{where}: summary is missing column(s) {missing}; pass tk.models.summarize_seeds(table).")
+    pairs = list(dict.fromkeys(zip(summary["metric"], summary["gene_set"]))) if metrics is None else \
+        [tuple(p) for p in metrics]
+    unknown = [p for p in pairs if p not in set(zip(summary["metric"], summary["gene_set"]))]
+    if unknown:
+        raise ValueError(f"{where}: (metric, gene_set) {unknown} not in the summary; it has "
+                         f"{list(dict.fromkeys(zip(summary['metric'], summary['gene_set'])))[:10]}.")
+
+    def cell(row: Any) -> str:
+        mean, low, high = (float(row[c]) for c in ("mean", "ci_low", "ci_high"))
+        if not np.isfinite(mean):
+            return "n/a"
+        if not (np.isfinite(low) and np.isfinite(high)):
+            return f"{mean:.{digits}f}"
+        return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+    index = ["task", "model"] if "task" in summary.columns else ["model"]
+    keyed = summary.assign(_cell=summary.apply(cell, axis=1), _key=summary["metric"] + " (" + summary["gene_set"] + ")")
+    wide = keyed.pivot_table(index=index, columns="_key", values="_cell", aggfunc="first", sort=False)
+    order = list(dict.fromkeys(map(tuple, summary[index].to_numpy()))) if len(index) > 1 else \
+        list(dict.fromkeys(summary["model"]))
+    wide = wide.reindex(index=order, columns=[f"{m} ({g})" for m, g in pairs]).fillna("-")
+    wide.columns.name = None
+    return wide

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tutorial_kit.models.base import NotApplicableError
 from tutorial_kit.models.baselines import _label_parts, _PseudobulkModel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,6 +119,13 @@ class LinearModel(_PseudobulkModel):
             parts = _label_parts(pert, control=self.control, where=where)
             (used if all(p in self._gene_index for p in parts) else dropped).append(pert)
         n_genes = adata.n_vars
+        if len(used) < 2:
+            raise NotApplicableError(
+                f"{where}: the linear model needs at least 2 training perturbations whose target genes are among "
+                f"the {n_genes} measured genes (a perturbation is embedded by its target's row of G); found "
+                f"{len(used)} {used}. Keep the target genes in the gene set (e.g. add them to the highly variable "
+                "genes) or use MeanEffect / Additive."
+            )
         if dropped:
             warnings.warn(
                 f"{where}: {len(dropped)} of {len(self.perturbations_)} training perturbations target genes that "
@@ -125,13 +133,6 @@ class LinearModel(_PseudobulkModel):
                 f"(as in the paper): {dropped[:10]}{' ...' if len(dropped) > 10 else ''}.",
                 UserWarning,
                 stacklevel=4,
-            )
-        if len(used) < 2:
-            raise ValueError(
-                f"{where}: the linear model needs at least 2 training perturbations whose target genes are among "
-                f"the {n_genes} measured genes (a perturbation is embedded by its target's row of G); found "
-                f"{len(used)} {used}. Keep the target genes in the gene set (e.g. add them to the highly variable "
-                "genes) or use MeanEffect / Additive."
             )
         Y = (self.control_mean_[None, :] + self.effects_.loc[used].to_numpy()).T  # genes x conditions
         b = Y.mean(axis=1)
@@ -154,7 +155,7 @@ class LinearModel(_PseudobulkModel):
         parts = _label_parts(perturbation, control=self.control, where=where)
         for part in parts:
             if part not in self._gene_index:
-                raise ValueError(
+                raise NotApplicableError(
                     f"{where}: the target gene {part!r} of {perturbation!r} is not among the "
                     f"{len(self._gene_index)} measured genes; the linear model embeds a perturbation by its "
                     "target's row of G, so it predicts only perturbations of measured genes. "

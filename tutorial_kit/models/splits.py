@@ -42,7 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import anndata
     import pandas as pd
 
-__all__ = ["SPLIT_KINDS", "PerturbationSplit", "TuningData", "assert_disjoint", "perturbation_split", "tuning_data"]
+__all__ = ["SPLIT_KINDS", "PerturbationSplit", "TuningData", "assert_disjoint", "perturbation_split", "subsample_perturbed",
+           "tuning_data", "validation_holdout"]
 
 SPLIT_KINDS = ("unseen_single", "double_seen2", "double_seen1", "double_seen0")
 """The kinds of :func:`perturbation_split`."""
@@ -451,3 +452,115 @@ def assert_disjoint(split: PerturbationSplit) -> None:
                 leak = f" and its unseen gene(s) {leaked} appear in training" if leaked else ""
                 _fail(f"{name} perturbation {p!r} of a {split.kind!r} split has {len(seen)} single(s) in training "
                       f"(promised {want_seen}){leak}.")
+
+
+# --------------------------------------------------------------------------- held-out cell types: variants
+
+
+def subsample_perturbed(
+    adata: "anndata.AnnData",
+    *,
+    fraction: float,
+    seed: int = 0,
+    cell_type_key: str = "cell_type",
+    perturbation_key: str = "perturbation",
+    control: str = CONTROL,
+) -> "anndata.AnnData":
+    """Keep a seeded ``fraction`` of the perturbed cells of every cell type, and every control cell.
+
+    This makes an unbalanced data set (few perturbed cells beside many controls, as in most
+    screens). To ask whether a model degrades on such data, apply it to the TRAINING part of a
+    split only: ``split._replace(train=subsample_perturbed(split.train, fraction=0.2))``. The
+    reference the predictions are judged against (``split.true``) then keeps its size; if the
+    reference shrank too, its own noise would grow and every model, even no-change, would
+    seem to get worse. Taught in ``10_benchmarking``.
+
+    Args:
+        adata: cells with ``obs[cell_type_key]`` and ``obs[perturbation_key]``.
+        fraction: share of each cell type's perturbed cells to keep, in (0, 1]; at least one
+            cell of each (cell type, perturbation) group is kept (``round`` half up otherwise).
+        seed: seed of the choice.
+        cell_type_key: the ``obs`` column of cell types.
+        perturbation_key: the ``obs`` column of perturbation labels.
+        control: the control label (control cells are all kept).
+
+    Returns:
+        A new AnnData with the kept cells in their original order.
+
+    Example:
+        >>> import numpy as np, anndata as ad, pandas as pd
+        >>> obs = pd.DataFrame({"cell_type": np.repeat(["A", "B"], 20),
+        ...                     "perturbation": np.tile(np.repeat(["control", "IFN"], 10), 2)})
+        >>> obs.index = [f"c{i}" for i in range(40)]
+        >>> small = subsample_perturbed(ad.AnnData(np.zeros((40, 2)), obs=obs), fraction=0.2, seed=0)
+        >>> int((small.obs["perturbation"] == "IFN").sum()), int((small.obs["perturbation"] == "control").sum())
+        (4, 20)
+    """
+    where = "subsample_perturbed"
+    check_obs_columns(adata, [cell_type_key, perturbation_key], where=where)
+    if isinstance(fraction, (bool, np.bool_)) or not isinstance(fraction, (int, float, np.integer, np.floating)) \
+            or not 0 < float(fraction) <= 1:
+        raise ValueError(f"{where}: fraction must be in (0, 1], e.g. 0.2 to keep 20% of the perturbed cells; "
+                         f"got {fraction!r}.")
+    labels = adata.obs[perturbation_key].astype(str).to_numpy()
+    types = adata.obs[cell_type_key].astype(str).to_numpy()
+    if not (labels != control).any():
+        raise ValueError(f"{where}: no perturbed cells (every obs[{perturbation_key!r}] is {control!r}).")
+    rng = np.random.default_rng(seed)
+    keep = labels == control
+    groups = sorted({(t, p) for t, p in zip(types, labels) if p != control})
+    for cell_type, label in groups:
+        idx = np.flatnonzero((types == cell_type) & (labels == label))
+        n_keep = max(1, _round_half_up(float(fraction) * idx.size))
+        keep[rng.choice(idx, size=n_keep, replace=False)] = True
+    return adata[keep].copy()
+
+
+def validation_holdout(split: Any, *, cell_type: str) -> Any:
+    """A held-out-cell-type split for tuning, built from the TRAINING cells of ``split`` only.
+
+    The test cell type's perturbed cells (``split.true``) are not in ``split.train``, so a
+    tuner that fits on ``val.train`` and scores ``val.ctrl -> val.true`` can never read them.
+    The test cell type's control cells (in ``split.train`` and ``split.ctrl``) are left out of
+    the validation split too, so that nothing of the test cell type takes part in tuning.
+    Taught in ``10_benchmarking``.
+
+    Args:
+        split: a :class:`tutorial_kit.models.Holdout` (the test split).
+        cell_type: a training cell type (not ``split.cell_type``) to hold out for validation.
+
+    Returns:
+        A new ``Holdout`` of copies, whose cells are all training cells of ``split``.
+
+    Raises:
+        ValueError: ``cell_type`` is the test cell type or has no perturbed cells in training.
+
+    Example:
+        >>> import numpy as np, anndata as ad, pandas as pd
+        >>> from tutorial_kit.models import holdout
+        >>> obs = pd.DataFrame({"cell_type": np.repeat(["A", "B", "C"], 20),
+        ...                     "perturbation": np.tile(np.repeat(["control", "IFN"], 10), 3)})
+        >>> obs.index = [f"c{i}" for i in range(60)]
+        >>> test = holdout(ad.AnnData(np.zeros((60, 2)), obs=obs), cell_type="C", perturbation="IFN")
+        >>> val = validation_holdout(test, cell_type="B")
+        >>> val.cell_type, sorted(set(val.train.obs["cell_type"])), val.true.n_obs
+        ('B', ['A', 'B'], 10)
+    """
+    from tutorial_kit.models.base import Holdout, holdout
+
+    where = "validation_holdout"
+    if not isinstance(split, Holdout):
+        raise ValueError(f"{where}: split must be a tk.models.Holdout (from tk.models.holdout); "
+                         f"got {type(split).__name__}.")
+    if cell_type == split.cell_type:
+        raise ValueError(f"{where}: {cell_type!r} is the test cell type; choose another cell type for validation "
+                         f"(training cell types: {sorted(set(split.train.obs[split.cell_type_key].astype(str)) - {split.cell_type})}).")
+    control = sorted(set(split.ctrl.obs[split.perturbation_key].astype(str)))[0]
+    train = split.train[split.train.obs[split.cell_type_key].astype(str) != split.cell_type]
+    val = holdout(train, cell_type=cell_type, perturbation=split.perturbation, cell_type_key=split.cell_type_key,
+                  perturbation_key=split.perturbation_key, control=control)
+    test_cells = set(split.true.obs_names) | set(split.ctrl.obs_names)
+    for part in (val.train, val.ctrl, val.true):
+        if test_cells & set(part.obs_names):  # pragma: no cover - guaranteed by construction
+            raise AssertionError(f"{where}: a test cell reached the validation split.")
+    return val
