@@ -1,5 +1,6 @@
 """The environment files and the manifest that maps each notebook to one environment and kernel."""
 
+import ast
 import importlib.util
 import json
 import re
@@ -102,3 +103,81 @@ def test_no_deps_packages_are_installed_last_and_stamped(tmp_path, monkeypatch):
     assert calls == [], "an up-to-date environment is not rebuilt"
     build.build_venv(f, tmp_path / "env", False, ["scpram==0.0.4"])
     assert calls, "a changed no_deps list rebuilds the environment"
+
+
+def _python_blocks(markdown: str) -> list[str]:
+    """The ```python blocks of a markdown cell (solutions shown in dropdowns and not executed)."""
+    return re.findall(r"^```python\n(.*?)^```", markdown, flags=re.S | re.M)
+
+
+def _names(tree: ast.AST) -> tuple[set[str], set[str]]:
+    """(names a piece of code defines, names it reads)."""
+    defined, read = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (defined if isinstance(node.ctx, ast.Store) else read).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+    return defined, read
+
+
+def _tk_attributes(tree: ast.AST) -> set[str]:
+    """Dotted names such as ``tk.models.run_benchmark`` that a piece of code reads from the package."""
+    found = set()
+    for node in ast.walk(tree):
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and node.id == "tk" and parts:
+            found.add(".".join(reversed(parts)))
+    return found
+
+
+def test_code_shown_in_markdown_uses_only_names_the_notebook_defines():
+    """Solutions shown as code and not executed (too slow for CI, e.g. notebook 10's Exercise 4) must not rot.
+
+    Each ```python block of a markdown cell must parse, read only names that the notebook's
+    code cells (or the block itself) define, and call only package functions that exist.
+    """
+    import builtins
+
+    import tutorial_kit as tk
+
+    checked = 0
+    for notebook in sorted(MANIFEST["notebooks"]):
+        nb = json.loads((ROOT / "notebooks" / notebook).read_text())
+        defined = set(dir(builtins)) | {"display"}
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                lines = "".join(cell["source"]).splitlines()
+                defined |= _names(ast.parse("\n".join(l for l in lines if not l.lstrip().startswith(("%", "!")))))[0]
+        for cell in nb["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            for block in _python_blocks("".join(cell["source"])):
+                tree = ast.parse(block)  # a SyntaxError fails the test with the line
+                own, read = _names(tree)
+                unknown = read - defined - own
+                assert not unknown, f"{notebook}: code in a markdown cell reads {sorted(unknown)}, which no cell defines"
+                for dotted in sorted(_tk_attributes(tree)):
+                    obj = tk
+                    for part in dotted.split("."):
+                        assert hasattr(obj, part), f"{notebook}: code in a markdown cell calls tk.{dotted}, which does not exist"
+                        obj = getattr(obj, part)
+                checked += 1
+    assert checked >= 1, "no ```python block found in any markdown cell: notebook 10's Exercise 4 solution is missing"
+
+
+def test_markdown_code_check_catches_an_undefined_name_and_a_missing_function():
+    block = _python_blocks("text\n```python\nx = tk.models.no_such_thing(kang_split, y)\n```\n")[0]
+    own, read = _names(ast.parse(block))
+    assert read - own == {"tk", "kang_split", "y"}
+    assert _tk_attributes(ast.parse(block)) == {"models.no_such_thing", "models"}
+    import tutorial_kit as tk
+
+    assert not hasattr(tk.models, "no_such_thing")

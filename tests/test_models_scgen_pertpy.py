@@ -154,7 +154,7 @@ def test_genes_must_match_training(split, fitted):
 def test_training_notes_are_hidden_only_during_fit():
     import scvi
 
-    names = ("lightning.pytorch", "lightning.fabric")
+    names = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_lite")
     before = {name: logging.getLogger(name).level for name in names}, scvi.settings.verbosity
     with scgen_module._quiet_training():
         assert all(logging.getLogger(name).level == logging.WARNING for name in names)

@@ -146,3 +146,30 @@ def test_kang_cd4t_scgen_learns_the_ifn_beta_response():
     print(f"scGen on CD4T, 10 epochs: pearson_delta top100 DE {corr:.3f}, direction {direction:.2f}")
     assert corr > 0.5, corr
     assert direction > 0.7, direction
+
+
+def test_lightning_start_up_notes_are_hidden_during_fit(toy_split):
+    import logging
+
+    from tutorial_kit.models.scgen import _import_scgen
+
+    _import_scgen()  # importing scvi-tools sets (and announces) its default seed once per process
+    names = ("pytorch_lightning", "lightning_lite")
+    before = {name: logging.getLogger(name).level for name in names}
+    seen = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    recorder = Recorder()
+    for name in names:
+        logging.getLogger(name).addHandler(recorder)
+    try:
+        ScGen(seed=1, **SMALL).fit(toy_split.train, epochs=1, progress=False)
+    finally:
+        for name in names:
+            logging.getLogger(name).removeHandler(recorder)
+    for note in ("Global seed set", "GPU available", "TPU available"):
+        assert not [m for m in seen if note in m], f"{note!r} was logged during fit: {seen}"
+    assert {name: logging.getLogger(name).level for name in names} == before  # restored after fit

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -172,7 +173,11 @@ def training_hvgs(split: Holdout, *, n_top_genes: int = 2000) -> Holdout:
             "log-normalized data. Normalize first, e.g. adata.X = tk.data.log1p_cp10k(adata.layers['counts'])."
         )
     probe = split.train.copy()
-    sc.pp.highly_variable_genes(probe, n_top_genes=int(n_top_genes), flavor="seurat")
+    with warnings.catch_warnings():
+        # scanpy 1.9 (the tk-scgen environment) calls pandas' groupby without `observed`, which
+        # pandas 2 announces as a FutureWarning on every call; it does not change the genes chosen.
+        warnings.filterwarnings("ignore", message="The default of observed=False is deprecated", category=FutureWarning)
+        sc.pp.highly_variable_genes(probe, n_top_genes=int(n_top_genes), flavor="seurat")
     chosen = probe.var["highly_variable"].to_numpy()
     if chosen.sum() > int(n_top_genes):
         # scanpy keeps every gene tied with the cut-off (e.g. single-gene mean bins all score 1):

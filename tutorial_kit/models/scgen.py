@@ -181,17 +181,18 @@ class ScGen(PerturbationModel):
         for key in (self.perturbation_key, self.cell_type_key):
             train.obs[key] = train.obs[key].astype(str).astype("category")
         self._dummy_type = str(train.obs[self.cell_type_key].cat.categories[0])
-        scvi.settings.seed = self.seed
-        scgen.SCGEN.setup_anndata(train, batch_key=self.perturbation_key, labels_key=self.cell_type_key)
-        model = scgen.SCGEN(train, n_hidden=self.n_hidden, n_latent=self.n_latent, n_layers=self.n_layers,
-                            dropout_rate=self.dropout_rate)
-        model.train(
-            max_epochs=epochs, use_gpu=_use_gpu(self.device), train_size=self.train_size,
-            batch_size=self.batch_size, early_stopping=self.early_stopping,
-            early_stopping_patience=self.patience, early_stopping_monitor=self.monitor,
-            check_val_every_n_epoch=1,
-            plan_kwargs={"lr": self.lr}, enable_progress_bar=progress, simple_progress_bar=progress,
-        )
+        with _quiet_training():
+            scvi.settings.seed = self.seed
+            scgen.SCGEN.setup_anndata(train, batch_key=self.perturbation_key, labels_key=self.cell_type_key)
+            model = scgen.SCGEN(train, n_hidden=self.n_hidden, n_latent=self.n_latent, n_layers=self.n_layers,
+                                dropout_rate=self.dropout_rate)
+            model.train(
+                max_epochs=epochs, use_gpu=_use_gpu(self.device), train_size=self.train_size,
+                batch_size=self.batch_size, early_stopping=self.early_stopping,
+                early_stopping_patience=self.patience, early_stopping_monitor=self.monitor,
+                check_val_every_n_epoch=1,
+                plan_kwargs={"lr": self.lr}, enable_progress_bar=progress, simple_progress_bar=progress,
+            )
         self.model_ = model
         history = model.history
         frame = pd.DataFrame({"train_loss": history["train_loss_epoch"].iloc[:, 0].astype(float)})
@@ -308,16 +309,19 @@ def _seeded_default_rng(seed: int) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet_training() -> Iterator[None]:
-    """Hide Lightning's and scvi-tools' start-up notes while pertpy's scGen trains; restore them after.
+    """Hide Lightning's and scvi-tools' start-up notes while scGen trains; restore them after.
 
-    They say which accelerator *Lightning* uses ("GPU available: False, used: False"), which is
-    misleading for a JAX model (Lightning only drives the loop; see ``jax_device_``), announce the
-    seed and advertise a logging service; two warnings concern Lightning's handling of JAX
-    batches. The progress bar (``progress=True``) and early stopping's message are kept.
+    Used by both implementations (Lightning 1.7's ``pytorch_lightning`` under the scgen package,
+    Lightning 2's ``lightning`` under pertpy). The notes say which accelerator *Lightning* uses
+    ("GPU available: False, used: False"; the course prints the device itself, and for pertpy's
+    JAX model Lightning only drives the loop, see ``jax_device_``), announce the seed ("Global
+    seed set to 0", once per fit) and advertise a logging service; two warnings concern
+    Lightning's handling of JAX batches. The progress bar (``progress=True``) and early
+    stopping's message are kept.
     """
     import scvi
 
-    names = ("lightning.pytorch", "lightning.fabric")
+    names = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_lite")
     levels = {name: logging.getLogger(name).level for name in names}
     before = scvi.settings.verbosity
     scvi.settings.verbosity = logging.WARNING
