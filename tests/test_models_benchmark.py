@@ -72,25 +72,9 @@ def _screen(seed: int = 0, n_control: int = 40, n_per: int = 5) -> ad.AnnData:
     return ad.AnnData(X.astype(np.float32), obs=obs, var=pd.DataFrame(index=genes))
 
 
-def _cell_types(seed: int = 0, n_per: int = 20, n_genes: int = 12) -> ad.AnnData:
-    """Three cell types A, B, C with control and IFN cells (IFN shifts every gene by a ramp)."""
-    rng = np.random.default_rng(seed)
-    rows = [(t, p) for t in ("A", "B", "C") for p in ("control", "IFN") for _ in range(n_per)]
-    obs = pd.DataFrame(rows, columns=["cell_type", "perturbation"], index=[f"c{i}" for i in range(len(rows))])
-    effect = np.linspace(-1, 2, n_genes)
-    X = rng.gamma(2.0, 0.5, size=(len(obs), n_genes)) + (obs["perturbation"] == "IFN").to_numpy()[:, None] * effect
-    return ad.AnnData(np.clip(X, 0, None).astype(np.float32), obs=obs,
-                      var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)]))
-
-
 @pytest.fixture(scope="module")
 def screen():
     return _screen()
-
-
-@pytest.fixture(scope="module")
-def cells():
-    return _cell_types()
 
 
 @pytest.fixture(scope="module")

@@ -49,16 +49,6 @@ def _screen(seed: int = 0, n_control: int = 40, n_per: int = 5) -> ad.AnnData:
     return ad.AnnData(X.astype(np.float32), obs=obs, var=pd.DataFrame(index=genes))
 
 
-def _cell_types(seed: int = 0, n_per: int = 20, n_genes: int = 12) -> ad.AnnData:
-    rng = np.random.default_rng(seed)
-    rows = [(t, p) for t in ("A", "B", "C") for p in ("control", "IFN") for _ in range(n_per)]
-    obs = pd.DataFrame(rows, columns=["cell_type", "perturbation"], index=[f"c{i}" for i in range(len(rows))])
-    effect = np.linspace(-1, 2, n_genes)
-    X = rng.gamma(2.0, 0.5, size=(len(obs), n_genes)) + (obs["perturbation"] == "IFN").to_numpy()[:, None] * effect
-    return ad.AnnData(np.clip(X, 0, None).astype(np.float32), obs=obs,
-                      var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)]))
-
-
 @pytest.fixture(scope="module")
 def screen():
     return _screen()
@@ -72,11 +62,6 @@ def split(screen):
 @pytest.fixture(scope="module")
 def fitted(split):
     return {m.name: m.fit(split.train, progress=False) for m in (NoChange(seed=0), MeanEffect(seed=1))}
-
-
-@pytest.fixture(scope="module")
-def cells():
-    return _cell_types()
 
 
 # --------------------------------------------------------------------------- evaluate_perturbations
@@ -147,9 +132,9 @@ def test_k_values_are_capped_at_the_number_of_genes(split, fitted):
     np.testing.assert_allclose(table["value"].iloc[:2], same["value"], rtol=1e-12)
 
 
-def test_evaluate_perturbations_errors(split, fitted, screen):
+def test_evaluate_perturbations_errors(split, fitted, screen, cells):
     with pytest.raises(ValueError, match="PerturbationSplit.*got Holdout"):
-        evaluate_perturbations(fitted, holdout(_cell_types(), cell_type="A", perturbation="IFN"))
+        evaluate_perturbations(fitted, holdout(cells, cell_type="A", perturbation="IFN"))
     with pytest.raises(ValueError, match="got dict"):
         evaluate_perturbations(fitted, {"test": split.test})
     with pytest.raises(ValueError, match="non-empty dict"):

@@ -148,19 +148,20 @@ class ScGen(PerturbationModel):
         device: str | None = None,
     ) -> None:
         super().__init__(seed=seed, device=device)
+        where = type(self).__name__
         for label, value in (("n_hidden", n_hidden), ("n_latent", n_latent), ("n_layers", n_layers),
                              ("batch_size", batch_size), ("patience", patience)):
             if int(value) < 1:
-                raise ValueError(f"ScGen: {label} must be at least 1, got {value}.")
+                raise ValueError(f"{where}: {label} must be at least 1, got {value}.")
         if not 0.0 <= dropout_rate < 1.0:
-            raise ValueError(f"ScGen: dropout_rate must be in [0, 1), got {dropout_rate}.")
+            raise ValueError(f"{where}: dropout_rate must be in [0, 1), got {dropout_rate}.")
         if not lr > 0:
-            raise ValueError(f"ScGen: lr must be positive, got {lr}.")
+            raise ValueError(f"{where}: lr must be positive, got {lr}.")
         if monitor not in MONITORS:
-            raise ValueError(f"ScGen: monitor must be one of {MONITORS}, got {monitor!r}.")
+            raise ValueError(f"{where}: monitor must be one of {MONITORS}, got {monitor!r}.")
         if not 0.0 < train_size < 1.0:
             raise ValueError(
-                f"ScGen: train_size must be between 0 and 1 (exclusive; the rest validates), got {train_size}."
+                f"{where}: train_size must be between 0 and 1 (exclusive; the rest validates), got {train_size}."
             )
         self.n_hidden, self.n_latent, self.n_layers = int(n_hidden), int(n_latent), int(n_layers)
         self.dropout_rate, self.batch_size, self.lr = float(dropout_rate), int(batch_size), float(lr)
@@ -237,7 +238,7 @@ class ScGen(PerturbationModel):
         Returns:
             A float32 array, one row per cell of ``adata``.
         """
-        where = "ScGen.latent"
+        where = f"{type(self).__name__}.latent"
         if not self.is_fitted:
             raise RuntimeError(f"{where}: the model is not fitted; call .fit(train) first.")
         if not adata.var_names.equals(self.genes_):
@@ -338,7 +339,7 @@ def _quiet_training() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
-class ScGenPertpy(PerturbationModel):
+class ScGenPertpy(ScGen):
     """scGen as pertpy maintains it (``pertpy.tl.Scgen``, JAX), behind the course interface.
 
     The same model as :class:`ScGen` (a VAE whose latent space turns a perturbation into one
@@ -349,6 +350,8 @@ class ScGenPertpy(PerturbationModel):
     label). ``predict(ctrl, p)`` calls pertpy's own ``Scgen.predict``: encode ``ctrl``, add
     ``delta_`` (mean latent code of ``p`` cells minus that of control cells of the training
     data, cell types balanced by resampling), decode. Taught in ``10_benchmarking``.
+    A subclass of :class:`ScGen`: the parameters, their checks, :meth:`latent` and the
+    encoder query are shared; training and prediction call pertpy instead of scgen.
 
     **The one departure from pertpy: seeded resampling.** pertpy draws the cells it balances
     and subsamples for ``delta`` from ``numpy.random.default_rng()`` without a seed, so two
@@ -426,29 +429,10 @@ class ScGenPertpy(PerturbationModel):
         seed: int | None = None,
         device: str | None = None,
     ) -> None:
-        super().__init__(seed=seed, device=device)
-        where = "ScGenPertpy"
-        for label, value in (("n_hidden", n_hidden), ("n_latent", n_latent), ("n_layers", n_layers),
-                             ("batch_size", batch_size), ("patience", patience)):
-            if int(value) < 1:
-                raise ValueError(f"{where}: {label} must be at least 1, got {value}.")
-        if not 0.0 <= dropout_rate < 1.0:
-            raise ValueError(f"{where}: dropout_rate must be in [0, 1), got {dropout_rate}.")
-        if not lr > 0:
-            raise ValueError(f"{where}: lr must be positive, got {lr}.")
-        if monitor not in MONITORS:
-            raise ValueError(f"{where}: monitor must be one of {MONITORS}, got {monitor!r}.")
-        if not 0.0 < train_size < 1.0:
-            raise ValueError(
-                f"{where}: train_size must be between 0 and 1 (exclusive; the rest validates), got {train_size}."
-            )
-        self.n_hidden, self.n_latent, self.n_layers = int(n_hidden), int(n_latent), int(n_layers)
-        self.dropout_rate, self.batch_size, self.lr = float(dropout_rate), int(batch_size), float(lr)
-        self.early_stopping, self.patience, self.monitor = bool(early_stopping), int(patience), monitor
-        self.train_size = float(train_size)
-        self.model_: Any = None
+        super().__init__(n_hidden=n_hidden, n_latent=n_latent, n_layers=n_layers, dropout_rate=dropout_rate,
+                         batch_size=batch_size, lr=lr, early_stopping=early_stopping, patience=patience,
+                         monitor=monitor, train_size=train_size, seed=seed, device=device)
         self.jax_device_: str | None = None
-        self.delta_: np.ndarray | None = None
 
     # ------------------------------------------------------------------------- training
 
@@ -493,18 +477,6 @@ class ScGenPertpy(PerturbationModel):
 
     # ------------------------------------------------------------------------- prediction
 
-    def _query(self, adata: "anndata.AnnData") -> "anndata.AnnData":
-        """Cells for the encoder: ``adata.X`` with placeholder labels (the encoder reads only X)."""
-        import anndata as ad
-        import pandas as pd
-
-        obs = pd.DataFrame(
-            {self.perturbation_key: self.control, self.cell_type_key: self._dummy_type},
-            index=adata.obs_names.copy(),
-        )
-        X = adata.X.copy() if hasattr(adata.X, "copy") else np.array(adata.X)
-        return ad.AnnData(X=X.astype(np.float32), obs=obs, var=adata.var[[]].copy())
-
     def _predict(self, ctrl: "anndata.AnnData", perturbation: str) -> np.ndarray:
         query = self._query(ctrl)
         with _quiet_inference(), _seeded_default_rng(self.seed):
@@ -512,26 +484,3 @@ class ScGenPertpy(PerturbationModel):
                                                    adata_to_predict=query)
         self.delta_ = np.asarray(delta, dtype=np.float32)
         return np.asarray(predicted.X, dtype=np.float32)
-
-    def latent(self, adata: "anndata.AnnData") -> np.ndarray:
-        """Latent means (cells x ``n_latent``) of any cells with the training genes.
-
-        Use it with ``delta_`` to draw scGen's latent space: control and perturbed cells
-        differ by roughly ``delta_`` in every cell type.
-
-        Args:
-            adata: cells x genes, the training genes in the training order (log-normalized).
-
-        Returns:
-            A float32 array, one row per cell of ``adata``.
-        """
-        where = "ScGenPertpy.latent"
-        if not self.is_fitted:
-            raise RuntimeError(f"{where}: the model is not fitted; call .fit(train) first.")
-        if not adata.var_names.equals(self.genes_):
-            raise ValueError(
-                f"{where}: the genes differ from the {len(self.genes_)} training genes "
-                "(names or order). Subset the same way as the training data: adata[:, model.genes_]."
-            )
-        with _quiet_inference():
-            return np.asarray(self.model_.get_latent_representation(self._query(adata)), dtype=np.float32)
