@@ -16,6 +16,7 @@ from tutorial_kit.metrics import LOWER_IS_BETTER
 from tutorial_kit.models import (
     Additive,
     Holdout,
+    ValidationHoldout,
     LinearModel,
     MeanEffect,
     MeanShift,
@@ -468,10 +469,16 @@ def test_tune_progress_bar_and_optuna_verbosity_restored(tdata, capsys):
     assert optuna.logging.get_verbosity() == before
 
 
-def test_tune_refuses_test_splits_and_bad_arguments(screen, tdata):
+def test_tune_refuses_test_splits_and_bad_arguments(screen, tdata, ho_split):
     split = perturbation_split(screen, kind="unseen_single", seed=0)
     with pytest.raises(ValueError, match="tuning_data"):
         tune(_linear, split, n_trials=1, progress=False)
+    # a held-out-cell-type split is a test split: only validation_holdout(...) of it may be tuned on
+    with pytest.raises(ValueError, match=r"Holdout whose held-out cell type \('B'\) is the test set.*validation_holdout"):
+        tune(lambda t, s: MeanShift(seed=s), ho_split, metric="pearson_delta", n_trials=1, progress=False)
+    val = validation_holdout(ho_split, cell_type="A")
+    assert isinstance(val, ValidationHoldout) and isinstance(val, Holdout)
+    assert isinstance(val._replace(cell_type="A"), ValidationHoldout)  # training_hvgs and friends keep the type
     with pytest.raises(ValueError, match="data must be"):
         tune(_linear, {"train": split.train}, n_trials=1, progress=False)
     with pytest.raises(ValueError, match="unknown metric"):

@@ -15,7 +15,7 @@ imported only by the model that needs them.
 - :class:`ScPRAM` (``scpram.py``): scPRAM from the paper: VAE, optimal transport, per-cell attention.
 - :class:`ScpramPackage` (``scpram.py``): the ``scpram`` package behind the interface, for comparison.
 - :func:`perturbation_split`, :func:`tuning_data` (``splits.py``): perturbation-level splits (unseen singles, doubles with 0-2 singles seen) with a validation part for tuning;
-  :func:`subsample_perturbed` (unbalanced data) and :func:`validation_holdout` (a validation cell type) for held-out cell types.
+  :func:`subsample_perturbed` (unbalanced data) and :func:`validation_holdout` (a validation cell type, a :class:`ValidationHoldout`) for held-out cell types.
 - :func:`evaluate_holdout`, :func:`evaluate_perturbations`, :func:`summarize_seeds`, :func:`interval_table`, :func:`evaluate_cell_types` (``evaluation.py``): models x seeds on one split, as tidy tables with intervals.
 - :func:`run_benchmark`, :class:`Task`, :func:`rank_methods`, :func:`tune` (``benchmark.py``): methods x seeds x tasks in one table, rankings, Optuna on validation data.
 """
@@ -29,6 +29,7 @@ _WHERE = {
     "NotApplicableError": "base",
     "ScGenPertpy": "scgen",
     "Holdout": "base",
+    "ValidationHoldout": "base",
     "holdout": "base",
     "training_hvgs": "base",
     "NoChange": "baselines",

@@ -80,6 +80,16 @@ class Holdout(NamedTuple):
     perturbation_key: str = "perturbation"
 
 
+class ValidationHoldout(Holdout):
+    """A :class:`Holdout` made of training cells only (see :func:`validation_holdout`).
+
+    It is used like any ``Holdout``; its own type tells :func:`tune` that it holds no test cell,
+    so that a search cannot be run on a test split by mistake.
+    """
+
+    __slots__ = ()
+
+
 def holdout(
     adata: "anndata.AnnData",
     *,

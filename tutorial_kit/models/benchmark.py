@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from tutorial_kit.models.base import Holdout, NotApplicableError, PerturbationModel
+from tutorial_kit.models.base import Holdout, NotApplicableError, PerturbationModel, ValidationHoldout
 from tutorial_kit.models.evaluation import NO_CHANGE_DEG, UNDEFINED_CORRELATION
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -397,7 +397,8 @@ def tune(
     Args:
         make_model: ``callable(trial, seed) -> PerturbationModel``, e.g.
             ``lambda trial, s: tk.models.LinearModel(ridge=trial.suggest_float("ridge", 1e-3, 10, log=True), seed=s)``.
-        data: a ``TuningData`` or a validation ``Holdout``; a ``PerturbationSplit`` is refused.
+        data: a ``TuningData`` (from ``tuning_data``) or a ``ValidationHoldout`` (from
+            ``validation_holdout``); a ``PerturbationSplit`` or a plain (test) ``Holdout`` is refused.
         metric: a name from :data:`tutorial_kit.metrics.METRICS`; minimized if it is in
             :data:`tutorial_kit.metrics.LOWER_IS_BETTER`, maximized otherwise.
         gene_set: the gene set of ``metric`` to optimize (e.g. ``'all'``, ``'top20_de'``).
@@ -439,7 +440,13 @@ def tune(
             f"{where}: got a whole PerturbationSplit, which holds the test cells; pass tk.models.tuning_data(split) "
             "so the search can read only train, val and ctrl."
         )
-    if not isinstance(data, (TuningData, Holdout)):
+    if isinstance(data, Holdout) and not isinstance(data, ValidationHoldout):
+        raise ValueError(
+            f"{where}: got a Holdout whose held-out cell type ({data.cell_type!r}) is the test set; build "
+            "validation data from its training cells with tk.models.validation_holdout(split, cell_type=...) "
+            "and pass that."
+        )
+    if not isinstance(data, (TuningData, ValidationHoldout)):
         raise ValueError(
             f"{where}: data must be tk.models.tuning_data(split) or tk.models.validation_holdout(split, cell_type=...); "
             f"got {type(data).__name__}."

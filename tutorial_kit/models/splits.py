@@ -530,7 +530,8 @@ def validation_holdout(split: Any, *, cell_type: str) -> Any:
         cell_type: a training cell type (not ``split.cell_type``) to hold out for validation.
 
     Returns:
-        A new ``Holdout`` of copies, whose cells are all training cells of ``split``.
+        A :class:`~tutorial_kit.models.ValidationHoldout` (a ``Holdout``) of copies, whose cells are
+        all training cells of ``split``: the data :func:`~tutorial_kit.models.tune` accepts.
 
     Raises:
         ValueError: ``cell_type`` is the test cell type or has no perturbed cells in training.
@@ -546,7 +547,7 @@ def validation_holdout(split: Any, *, cell_type: str) -> Any:
         >>> val.cell_type, sorted(set(val.train.obs["cell_type"])), val.true.n_obs
         ('B', ['A', 'B'], 10)
     """
-    from tutorial_kit.models.base import Holdout, holdout
+    from tutorial_kit.models.base import Holdout, ValidationHoldout, holdout
 
     where = "validation_holdout"
     if not isinstance(split, Holdout):
@@ -563,4 +564,4 @@ def validation_holdout(split: Any, *, cell_type: str) -> Any:
     for part in (val.train, val.ctrl, val.true):
         if test_cells & set(part.obs_names):  # pragma: no cover - guaranteed by construction
             raise AssertionError(f"{where}: a test cell reached the validation split.")
-    return val
+    return ValidationHoldout(*val)
