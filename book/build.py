@@ -5,6 +5,7 @@ Usage:
     python3 book/build.py                         # CI tier, builds what is missing
     python3 book/build.py --tier workshop         # the full datasets (a GPU helps)
     python3 book/build.py --skip-env-build        # reuse environments already built
+    python3 book/build.py --from-executed test-output/executed   # render notebooks nbval executed
 
 Steps:
 1. Read environments/sessions.toml: the environment (and kernel ``tk-<env>``) of each notebook.
@@ -16,6 +17,12 @@ Steps:
    errors, and every notebook is executed (``execute_notebooks: force`` in _config.yml) in its own
    kernel, found through JUPYTER_PATH, with ``TUTORIAL_KIT_TIER`` set for the whole build.
 
+With ``--from-executed DIR`` nothing is executed: DIR holds the notebooks that the test command ran
+under nbval, with that run's outputs (tests/plugins/nbval_outputs.py). Each must come from the
+notebook as it is now (the SHA-256 of its source is recorded in it) and all from one tier; the book
+is rendered from a staging copy (``_build/staging``) with ``execute_notebooks: off``, and the banner
+names the tier those outputs were computed at. This is how CI executes every notebook only once.
+
 The data mirror is ``TUTORIAL_KIT_MIRROR`` when set, else ../shared/data beside the clone when it
 exists (as in tests/run.sh). Timings of each step are printed at the end; the exit status is non-zero
 when any step fails. Standard library only, so it runs before anything is installed.
@@ -24,8 +31,11 @@ when any step fails. Standard library only, so it runs before anything is instal
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ROOT / "environments"
 HTML = ROOT / "_build" / "html"
+STAGING = ROOT / "_build" / "staging"
+STAGED = ("book", "_config.yml", "_toc.yml", "LICENSE", "CONTRIBUTING.md", "README.md")  # what the book reads besides notebooks/
 BOOK_ENV = "book"
 TIERS = ("ci", "workshop")
 EXECUTING = re.compile(r"Executing notebook using")
@@ -100,14 +112,68 @@ def default_mirror() -> str | None:
     return str(shared.resolve()) if shared.is_dir() else None
 
 
-def render(book_python: Path, environ: dict[str, str]) -> tuple[int, list[float], float]:
+def executed_tier(folder: Path, notebooks: dict[str, str]) -> str:
+    """Check the executed copies in ``folder`` against the notebooks; return the tier they ran at.
+
+    Refuses (SystemExit, naming every problem) a missing copy, a copy not executed by nbval, a copy
+    whose source notebook has changed since it ran, and copies from different tiers.
+    """
+    problems, tiers = [], set()
+    for notebook in notebooks:
+        copy = folder / notebook
+        if not copy.is_file():
+            problems.append(f"{notebook}: no executed copy in {folder} (did it fail under nbval?)")
+            continue
+        meta = json.loads(copy.read_text()).get("metadata", {}).get("tutorial_kit", {})
+        source = hashlib.sha256((ROOT / "notebooks" / notebook).read_bytes()).hexdigest()
+        if meta.get("executed_by") != "nbval":
+            problems.append(f"{notebook}: {copy} was not written by the nbval run of the test command")
+        elif meta.get("source_sha256") != source:
+            problems.append(f"{notebook}: notebooks/{notebook} changed after it was executed; its outputs are stale")
+        else:
+            tiers.add(meta.get("tier", "?"))
+    if len(tiers) > 1:
+        problems.append(f"the executed notebooks come from different tiers: {sorted(tiers)}")
+    if problems:
+        raise SystemExit(
+            "book/build.py --from-executed: cannot render from " + str(folder) + ":\n  - " + "\n  - ".join(problems)
+            + "\nRun the notebooks under nbval first (bash tests/run.sh tests/test_notebooks.py), "
+            "or build without --from-executed to execute every notebook."
+        )
+    return tiers.pop()
+
+
+def stage(folder: Path, notebooks: dict[str, str]) -> Path:
+    """A copy of the book's sources with the executed notebooks and ``execute_notebooks: off``."""
+    shutil.rmtree(STAGING, ignore_errors=True)
+    STAGING.mkdir(parents=True)
+    for name in STAGED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, STAGING / name, ignore=shutil.ignore_patterns("_build", "__pycache__"))
+        elif src.is_file():
+            shutil.copy2(src, STAGING / name)
+    (STAGING / "notebooks").mkdir()
+    for notebook in notebooks:
+        shutil.copy2(folder / notebook, STAGING / "notebooks" / notebook)
+    config = (STAGING / "_config.yml").read_text()
+    config, n = re.subn(r"(?m)^(\s*execute_notebooks:\s*)force\b", r"\1off", config)
+    if n != 1:
+        raise SystemExit("book/build.py: _config.yml has no `execute_notebooks: force` line to switch off in staging.")
+    (STAGING / "_config.yml").write_text(config)
+    return STAGING
+
+
+def render(book_python: Path, environ: dict[str, str], source: Path = ROOT) -> tuple[int, list[float], float]:
     """Run jupyter-book; stream its log and time the execution of each notebook.
 
     Returns the exit status, the seconds of each notebook that executed successfully, and the
     wall-clock seconds spent executing notebooks (kernel start-up and failed notebooks included).
     """
     jupyter_book = book_python.parent / "jupyter-book"
-    command = [str(jupyter_book), "build", str(ROOT), "-W", "-n", "--keep-going", "--all"]
+    command = [str(jupyter_book), "build", str(source), "-W", "-n", "--keep-going", "--all"]
+    if source != ROOT:
+        command += ["--path-output", str(ROOT)]  # the HTML lands in _build/html either way
     log("running " + " ".join(command))
     executed: list[float] = []
     executing_s, started = 0.0, None
@@ -134,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="data tier the notebooks run at (default: TUTORIAL_KIT_TIER, else ci)")
     parser.add_argument("--skip-env-build", action="store_true",
                         help="do not build environments; use .venvs/<env> (or TK_PYTHON_<ENV>) as they are")
+    parser.add_argument("--from-executed", type=Path, default=None, metavar="DIR",
+                        help="render the notebooks in DIR, executed by the test command's nbval run, without executing them")
     args = parser.parse_args(argv)
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -141,7 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     notebooks, envs = read_manifest()
     check_toc(notebooks)
     session_envs = list(dict.fromkeys(notebooks.values()))
-    log(f"tier {args.tier}; {len(notebooks)} notebooks in environments {session_envs}")
+    source = ROOT
+    if args.from_executed is not None:
+        folder = args.from_executed if args.from_executed.is_absolute() else Path.cwd() / args.from_executed
+        args.tier = executed_tier(folder, notebooks)
+        source = stage(folder, notebooks)
+        session_envs = []  # nothing executes: only the book environment is needed
+        log(f"rendering {len(notebooks)} notebooks executed by nbval at tier {args.tier}, from {folder}; nothing is executed")
+    else:
+        log(f"tier {args.tier}; {len(notebooks)} notebooks in environments {session_envs}")
 
     t = time.perf_counter()
     try:
@@ -160,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         kernel_paths.append(str(data_dir))
     environ = dict(os.environ)
     environ["TUTORIAL_KIT_TIER"] = args.tier
+    environ["TUTORIAL_KIT_OUTPUTS_TIER"] = args.tier  # the banner of book/_ext/tier_note.py
     environ.setdefault("PYTHONHASHSEED", "0")
     environ["JUPYTER_PATH"] = os.pathsep.join([*kernel_paths, *filter(None, [os.environ.get("JUPYTER_PATH")])])
     mirror = default_mirror()
@@ -169,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"JUPYTER_PATH={environ['JUPYTER_PATH']}")
 
     t = time.perf_counter()
-    rc, executed, executing_s = render(pythons[BOOK_ENV], environ)
+    rc, executed, executing_s = render(pythons[BOOK_ENV], environ, source)
     book_s = time.perf_counter() - t
     timings["execute notebooks"] = executing_s
     timings["render HTML"] = book_s - executing_s
@@ -183,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     if rc != 0:
         log(f"jupyter-book build failed (exit {rc}); see the warnings and errors above.")
         return rc or 1
+    if source != ROOT:
+        if executed:
+            log(f"{len(executed)} notebooks were executed again although they came from nbval; that must not happen.")
+            return 1
+        log(f"done: {HTML / 'index.html'} (tier {args.tier}, rendered from the nbval run; 0 notebooks executed)")
+        return 0
     if len(executed) < len(notebooks):
         log(f"only {len(executed)} of {len(notebooks)} notebooks were executed; the rest show stale outputs.")
         return 1

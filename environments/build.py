@@ -14,7 +14,7 @@ A stamp file records the hash of the environment file (and of the manifest's ext
 an up-to-date environment is not rebuilt. Standard library only, so it runs before anything
 is installed.
 
-Two extra steps cover packages whose declared dependencies are obsolete (CURRICULUM.md section 3):
+Two extra steps cover packages whose declared dependencies are obsolete (see the comments in the environment files):
 - a pip pin in the conda dependencies (``- pip<24.1``) is honoured in a virtual environment too:
   that pip is installed first (pytorch-lightning 1.7.7 cannot be installed by newer pip);
 - ``no_deps = ["scpram==0.0.3"]`` for an environment in sessions.toml installs those packages
@@ -124,6 +124,20 @@ def find_python(version: str | None) -> str:
 
 
 def build_venv(env_file: Path, prefix: Path, force: bool, no_deps: list[str] | None = None) -> Path:
+    """Build (or check) one virtual environment; one build at a time per prefix (a lock file)."""
+    import fcntl
+
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    with open(prefix.parent / f".{prefix.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[build] {prefix.name}: another build of {prefix} is running; waiting for it", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_venv(env_file, prefix, force, no_deps)
+
+
+def _build_venv(env_file: Path, prefix: Path, force: bool, no_deps: list[str] | None) -> Path:
     name, version, reqs = parse_env_file(env_file)
     no_deps = list(no_deps or [])
     digest = hashlib.sha256(env_file.read_bytes() + "\n".join(no_deps).encode()).hexdigest()
@@ -133,6 +147,7 @@ def build_venv(env_file: Path, prefix: Path, force: bool, no_deps: list[str] | N
         print(f"[build] {name}: up to date at {prefix}")
         return python
     start = time.time()
+    stamp.unlink(missing_ok=True)  # a build that stops half-way leaves no stamp, so the next one starts over
     if prefix.exists():
         shutil.rmtree(prefix)
     base = find_python(version)
@@ -154,6 +169,9 @@ def build_venv(env_file: Path, prefix: Path, force: bool, no_deps: list[str] | N
         subprocess.run([*pip, "install", "-q", "--no-deps", *no_deps], check=True, cwd=HERE)
     stamp.write_text(digest + "\n")
     print(f"[build] {name}: done in {time.time() - start:.0f} s", flush=True)
+    if os.environ.get("TK_BUILD_LOG"):  # .ci/run's breakdown of where the time goes
+        with open(os.environ["TK_BUILD_LOG"], "a") as fh:
+            fh.write(f"{name}\t{time.time() - start:.0f}\n")
     return python
 
 

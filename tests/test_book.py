@@ -1,8 +1,11 @@
-"""The Jupyter Book builds with every notebook executed on the CI tier, and a rendered page looks right.
+"""The Jupyter Book builds with every notebook's outputs from the CI tier, and a rendered page looks right.
 
-Runs the book's one build command (``python3 book/build.py --tier ci``: environments, notebook
-execution in each notebook's own kernel, HTML with warnings as errors), checks that the QC notebook's
-page carries its figures, and opens that page in headless Chromium (Debian's ``chromium`` package).
+When tests/test_notebooks.py ran in the same session (the test command does both), the book is
+rendered from the notebooks that nbval executed (``python3 book/build.py --from-executed
+test-output/executed``): no notebook is executed a second time, and the test checks that. Run alone,
+the test builds the book the way a reader does (``python3 book/build.py --tier ci``), executing every
+notebook in its own kernel. Either way warnings are errors; the test checks that the QC notebook's page
+carries its figures and opens that page in headless Chromium (Debian's ``chromium`` package).
 The build log and the screenshot are kept in test-output/ for inspection.
 """
 
@@ -25,23 +28,38 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BUILD_TIMEOUT_S = 3600  # environments from scratch plus every notebook; a warm build takes minutes
 
 
+EXECUTED = OUTPUT / "executed"  # written by the nbval run of tests/test_notebooks.py
+
+
 @pytest.fixture(scope="module")
-def book_build() -> str:
+def book_build(notebooks_run) -> str:
     """Build the book once for this module; the log is kept in test-output/book-build.log."""
     OUTPUT.mkdir(exist_ok=True)
-    proc = subprocess.run(
-        ["python3", "book/build.py", "--tier", "ci"],
-        cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
-    )
+    notebooks = sorted(tomllib.loads((ROOT / "environments" / "sessions.toml").read_text())["notebooks"])
+    if notebooks_run:
+        # nbval executed the notebooks in this session: render those outputs, execute nothing.
+        missing = sorted(set(notebooks) - set(notebooks_run))
+        assert not missing, f"the book needs every notebook executed in this run; not run under nbval: {missing}"
+        failed = [nb for nb in notebooks if not (EXECUTED / nb).is_file()]
+        assert not failed, f"no executed copy of {failed}: they failed under nbval (see tests/test_notebooks.py)"
+        command = ["python3", "book/build.py", "--from-executed", str(EXECUTED)]
+    else:
+        command = ["python3", "book/build.py", "--tier", "ci"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     log = proc.stdout + proc.stderr
     (OUTPUT / "book-build.log").write_text(log)
     timings = "\n".join(line for line in log.splitlines() if line.startswith("[book]"))
     print(timings)
     assert proc.returncode == 0, (
-        f"python3 book/build.py --tier ci failed (exit {proc.returncode}); "
+        f"{' '.join(command)} failed (exit {proc.returncode}); "
         f"full log in {OUTPUT / 'book-build.log'}:\n{log[-8000:]}"
     )
     return log
+
+
+@pytest.fixture(scope="module")
+def rendered_from_nbval(book_build) -> bool:
+    return "rendered from the nbval run; 0 notebooks executed" in book_build
 
 
 def _png_sources(page: Path) -> list[bytes]:
@@ -58,17 +76,35 @@ def _png_sources(page: Path) -> list[bytes]:
 
 
 @pytest.mark.slow
-def test_book_builds_with_every_notebook_executed(book_build):
+def test_book_builds_with_every_notebook_executed_once(book_build, rendered_from_nbval, notebooks_run):
     notebooks = tomllib.loads((ROOT / "environments" / "sessions.toml").read_text())["notebooks"]
     executed = re.findall(r"Executed notebook in ([0-9.]+) seconds", book_build)
-    assert len(executed) == len(notebooks), f"{len(executed)} of {len(notebooks)} notebooks were executed"
+    if notebooks_run:
+        # nbval executed each notebook once in this session; the book must not execute any again.
+        assert rendered_from_nbval, "the book was not rendered from the notebooks nbval executed"
+        assert executed == [], f"the book build executed {len(executed)} notebooks a second time"
+        for notebook in notebooks:
+            page = (HTML / "notebooks" / (Path(notebook).stem + ".html")).read_text()
+            assert "output" in page and "cell_output" in page, f"{notebook}: the rendered page shows no cell output"
+    else:
+        assert len(executed) == len(notebooks), f"{len(executed)} of {len(notebooks)} notebooks were executed"
     for notebook in notebooks:
         page = HTML / "notebooks" / (Path(notebook).stem + ".html")
         assert page.is_file(), f"{notebook} was not rendered to {page}"
         # The build names the data tier on every page (book/_ext/tier_note.py).
         assert "TUTORIAL_KIT_TIER=ci" in page.read_text(), f"{page.name} does not say which data tier produced it"
-    for lecture in ("intro", "setup", "perturbseq", "simulation", "response_prediction", "glossary", "bibliography"):
+    for lecture in ("intro", "setup", "perturbseq", "simulation", "response_prediction", "evaluation", "api",
+                    "glossary", "bibliography"):
         assert (HTML / "book" / f"{lecture}.html").is_file(), f"book/{lecture}.md was not rendered"
+    assert (HTML / "CONTRIBUTING.html").is_file(), "CONTRIBUTING.md is not a page of the book"
+
+
+@pytest.mark.slow
+def test_api_page_documents_the_package_from_its_docstrings(book_build):
+    page = (HTML / "book" / "api.html").read_text()
+    for name in ("tutorial_kit.models.ScPRAM", "tutorial_kit.metrics.edistance", "tutorial_kit.stats.summarize_seeds",
+                 "tutorial_kit.simulate.simulate_screen", "tutorial_kit.plotting.benchmark_plot"):
+        assert f'id="{name}"' in page, f"the API page has no entry for {name}"
 
 
 @pytest.mark.slow

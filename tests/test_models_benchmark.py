@@ -406,6 +406,45 @@ def test_rank_methods_reads_a_benchmark_table(bench):
     assert "seed" not in by_mean.columns and {"task", "rank"} <= set(by_mean.columns)
 
 
+def _winners_of_notebook_10(ranks):
+    """The local helper notebook 10 used before tk.models.best_methods (kept here as the reference)."""
+    best = ranks[ranks["rank"] == ranks.groupby([c for c in ("task", "metric", "gene_set", "seed") if c in ranks],
+                                                 sort=False)["rank"].transform("min")]
+    keys = [c for c in ("task", "metric", "gene_set", "seed") if c in best]
+    return best.groupby(keys, sort=False)["model"].agg(" = ".join)
+
+
+def test_best_methods_names_the_first_ranked_and_ties():
+    tables = [_table([0.3, 0.1, 0.1]).assign(task="t1"),  # lower is better: b and c tie
+              _table([0.3, 0.1, 0.2], metric="pearson_delta", gene_set="all").assign(task="t1"),
+              _table([np.nan, np.nan, np.nan], metric="edistance", gene_set="pca5").assign(task="t1"),  # no rank
+              _table([0.5, 0.4, 0.6]).assign(task="t2")]
+    ranks = rank_methods(pd.concat(tables, ignore_index=True))
+    best = tk.models.best_methods(ranks)
+    assert best.name == "model" and best.index.names == ["task", "metric", "gene_set"]
+    assert best.to_dict() == {("t1", "mse_top_de", "top20_de"): "b = c", ("t1", "pearson_delta", "all"): "a",
+                              ("t2", "mse_top_de", "top20_de"): "b"}
+    pd.testing.assert_series_equal(best, _winners_of_notebook_10(ranks))
+    per_seed = rank_methods(pd.concat([_table([0.1, 0.2, 0.3], seed=0), _table([0.3, 0.2, 0.1], seed=1)]))
+    assert tk.models.best_methods(per_seed).to_dict() == {("mse_top_de", "top20_de", 0): "a",
+                                                          ("mse_top_de", "top20_de", 1): "c"}
+    cells = rank_methods(pd.DataFrame({"cell_type": ["A", "A", "B", "B"], "model": ["m1", "m2", "m1", "m2"],
+                                       "metric": "mse_top_de", "gene_set": "top20_de", "mean": [0.1, 0.2, 0.6, 0.5]}))
+    assert tk.models.best_methods(cells).tolist() == ["m1", "m2"]  # one best per cell type
+
+
+def test_best_methods_reads_a_benchmark_and_refuses_other_tables(bench):
+    result, _ = bench
+    ranks = rank_methods(result.table)
+    pd.testing.assert_series_equal(tk.models.best_methods(ranks), _winners_of_notebook_10(ranks))
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['rank'\]"):
+        tk.models.best_methods(result.table)
+    with pytest.raises(ValueError, match="none of the key columns"):
+        tk.models.best_methods(pd.DataFrame({"model": ["a"], "rank": [1.0]}))
+    with pytest.raises(ValueError, match="empty"):
+        tk.models.best_methods(ranks.iloc[:0])
+
+
 # --------------------------------------------------------------------------- tune
 
 

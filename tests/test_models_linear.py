@@ -240,6 +240,47 @@ def test_perturbation_level_models_refuse_no_training_perturbations_and_several_
         cls().fit(mixed, progress=False)
 
 
+def test_pseudobulk_is_the_mean_per_group_in_sorted_order():
+    import scipy.sparse as sp
+
+    import tutorial_kit as tk
+
+    adata = _toy()
+    expected = pd.DataFrame(adata.X, index=adata.obs["perturbation"].to_numpy(), columns=adata.var_names)
+    expected = expected.groupby(level=0).mean()  # what notebook 09 computed by hand
+    for x in (adata.X, sp.csr_matrix(adata.X)):
+        out = tk.models.pseudobulk(ad.AnnData(x, obs=adata.obs, var=adata.var))
+        assert list(out.index) == sorted(N_CELLS) and out.index.name == "perturbation"
+        assert list(out.columns) == GENES and (out.dtypes == np.float64).all()
+        np.testing.assert_allclose(out.to_numpy(), expected.to_numpy(), rtol=1e-6)
+        for name in N_CELLS:
+            np.testing.assert_array_equal(out.loc[name].to_numpy(), _means(adata, name))
+    layered = adata.copy()
+    layered.layers["twice"] = 2 * adata.X
+    np.testing.assert_allclose(tk.models.pseudobulk(layered, layer="twice"), 2 * tk.models.pseudobulk(adata))
+    by_type = tk.models.pseudobulk(_toy(cell_type=["K562", "RPE1"] * 10), by="cell_type")
+    assert list(by_type.index) == ["K562", "RPE1"]
+    model = MeanEffect().fit(adata, progress=False)  # the baselines are fitted on these means
+    np.testing.assert_array_equal(model.control_mean_, tk.models.pseudobulk(adata).loc["control"].to_numpy())
+
+
+def test_pseudobulk_errors():
+    import tutorial_kit as tk
+
+    adata = _toy()
+    missing = adata.copy()
+    missing.obs["perturbation"] = missing.obs["perturbation"].astype(object)
+    missing.obs.iloc[2, missing.obs.columns.get_loc("perturbation")] = np.nan
+    for kwargs, data, message in [
+        (dict(by="guide"), adata, r"missing column\(s\) \['guide'\]"),
+        (dict(layer="counts"), adata, "has no 'counts' layer"),
+        ({}, adata[:0], "no cells in adata"),
+        ({}, missing, r"1 cell\(s\) have no group \(NaN in obs\['perturbation'\]\)"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            tk.models.pseudobulk(data, **kwargs)
+
+
 # --------------------------------------------------------------------------- norman19 (CI data)
 
 
@@ -255,7 +296,7 @@ def test_norman19_additive_predicts_held_out_doubles():
     singles = set(labels[n_pert == 1])
     doubles = sorted(set(labels[n_pert == 2]))
     seen = [d for d in doubles if all(p in singles for p in d.split("+"))]
-    assert len(seen) == 5  # MANIFEST: 5 doubles have both singles
+    assert len(seen) == 5  # the CI file has 5 doubles with both singles
     measured = sorted({t for d in set(labels) - {"control"} for t in d.split("+")} & set(adata.var_names))
     assert measured == ["TMSB4X"]  # only one target gene among the 500 HVGs
 

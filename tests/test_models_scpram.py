@@ -14,7 +14,7 @@ import pytest
 
 import tutorial_kit as tk
 from tutorial_kit.models import NoChange, ScPRAM, ScpramPackage, holdout, training_hvgs
-from tutorial_kit.models.base import dense
+from tutorial_kit.arrays import to_dense
 from tutorial_kit.models.scpram import match_pairs
 
 SMALL = dict(hidden_dim=16, latent_dim=4, batch_size=32, device="cpu")
@@ -160,7 +160,7 @@ def test_each_cell_has_its_own_attention_and_shift(toy_split, toy_model):
 
 
 def test_package_gives_every_cell_the_same_latent_shift(toy_split, toy_model):
-    """The teaching point of CURRICULUM section 3: the package uses the first cell's attention for all."""
+    """The teaching point of 05_scpram: the package uses the first cell's attention for every cell."""
     pkg = ScpramPackage(hidden_dim=16, latent_dim=4, batch_size=32, seed=0, device="cpu")
     pkg.fit(toy_split.train, epochs=2, progress=False)
     pred = pkg.predict(toy_split.ctrl, "IFN")
@@ -310,8 +310,8 @@ def test_kang_beats_no_change_and_keeps_per_cell_spread(kang):
     assert ours[("mse_top_de", "top20_de")] < none[("mse_top_de", "top20_de")]
     # not collapsed to one profile: the cells keep a spread on the top DE genes, and the per-gene
     # variances follow the real ones
-    P, T = dense(pred.X), dense(split.true.X)
-    de = tk.metrics.top_de_genes(T, dense(split.ctrl.X), k=100)
+    P, T = to_dense(pred.X, dtype=np.float32), to_dense(split.true.X, dtype=np.float32)
+    de = tk.metrics.top_de_genes(T, to_dense(split.ctrl.X, dtype=np.float32), k=100)
     # (decoded cells are means of the decoder, without the sampling noise of real cells: smaller, not zero)
     assert P[:, de].var(axis=0).sum() > 0.05 * T[:, de].var(axis=0).sum()
     assert np.corrcoef(P.var(axis=0), T.var(axis=0))[0, 1] > 0.4

@@ -5,8 +5,13 @@ Rendering uses the non-interactive Agg backend; every figure is closed after its
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import anndata as ad
 import matplotlib
@@ -20,6 +25,7 @@ import pytest  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+import tutorial_kit as tk  # noqa: E402
 from tutorial_kit import plotting, qc  # noqa: E402
 
 
@@ -42,10 +48,48 @@ def _vertical_lines(ax):
 
 
 def test_import_has_no_side_effects():
-    code = ("import sys, tutorial_kit.plotting, tutorial_kit.qc; "
-            "print('matplotlib' in sys.modules, 'sklearn' in sys.modules, 'pertpy' in sys.modules)")
+    code = ("import sys, tutorial_kit as tk, tutorial_kit.plotting, tutorial_kit.qc; names = tk.plotting.__all__; "
+            "dir(tk.plotting); "
+            "print('matplotlib' in sys.modules, 'sklearn' in sys.modules, 'pertpy' in sys.modules, len(names))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["False", "False", "False"]
+    assert out == ["False", "False", "False", "30"]
+
+
+def _plotting_modules():
+    return [importlib.import_module(f"tutorial_kit.plotting.{m.name}")
+            for m in pkgutil.iter_modules(plotting.__path__) if not m.name.startswith("_")]
+
+
+def test_every_public_function_of_every_plotting_module_is_in_all():
+    modules = _plotting_modules()
+    assert {m.__name__.rsplit(".", 1)[1] for m in modules} == {"qc", "simulation", "gan", "models"}
+    public = {}
+    for module in modules:
+        functions = {name for name, obj in vars(module).items()
+                     if inspect.isfunction(obj) and obj.__module__ == module.__name__ and not name.startswith("_")}
+        assert functions == set(module.__all__), module.__name__  # each module lists its own functions
+        public.update({name: getattr(module, name) for name in functions})
+    assert sorted(public) == plotting.__all__ == sorted(dir(plotting))
+    for name, function in public.items():
+        assert getattr(plotting, name) is function  # tk.plotting.X is the module's function
+    from tutorial_kit.plotting import benchmark_plot, umi_histograms  # the old import style keeps working
+
+    assert benchmark_plot is public["benchmark_plot"] and umi_histograms is public["umi_histograms"]
+    with pytest.raises(AttributeError, match="no attribute 'no_such_plot'"):
+        plotting.no_such_plot  # noqa: B018
+
+
+def test_every_plot_docstring_names_the_notebook_that_teaches_it():
+    notebooks = {p.stem: p.read_text() for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.ipynb")}
+    for name in plotting.__all__:
+        doc = inspect.getdoc(getattr(plotting, name))
+        named = set(re.findall(r"``(\d\d_[a-z_]+)``", doc))
+        assert named, f"{name}: its docstring names no notebook (write 'Taught in ``NN_title``.')"
+        assert named <= set(notebooks), f"{name}: no notebook {sorted(named - set(notebooks))}"
+        if "No notebook draws it" not in doc:
+            assert "Taught in" in doc, name
+            assert any(re.search(rf"plotting\.{name}\(", notebooks[nb]) for nb in named), \
+                f"{name}: none of the notebooks its docstring names ({sorted(named)}) draws it"
 
 
 def test_umi_histograms(guide_counts):
@@ -172,7 +216,7 @@ def test_mixscape_classes():
 
 
 def test_mixscape_classes_from_the_real_wrapper():
-    sim = qc.simulate_screen(effects=(2.0, 0.0), n_cells_per_target=80, n_control=120, n_genes=60, seed=0)
+    sim = tk.simulate.simulate_screen(effects=(2.0, 0.0), n_cells_per_target=80, n_control=120, n_genes=60, seed=0)
     fig = plotting.mixscape_classes(qc.mixscape(sim, seed=0))
     assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 2
 

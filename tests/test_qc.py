@@ -1,7 +1,7 @@
 """Tests of tutorial_kit.qc on synthetic data with known answers, plus the real CI files.
 
 Known answers: guide UMIs simulated from a planted background/signal mixture; Poisson draws
-with a known MOI; a simulated screen with planted knockdowns, escapers and a null guide;
+with a known MOI; a simulated screen (tk.simulate.simulate_screen) with planted knockdowns, escapers and a null guide;
 a composition confound that only stratification removes. References: statsmodels' BH,
 scipy's Mann-Whitney U, tk.metrics.edistance.
 """
@@ -17,6 +17,7 @@ from scipy import stats
 
 import tutorial_kit as tk
 from tutorial_kit import qc
+from tutorial_kit.simulate import simulate_screen
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -36,7 +37,7 @@ def _planted_guides(n_cells=3000, seed=1):
 
 @pytest.fixture(scope="module")
 def screen():
-    return qc.simulate_screen(effects=(2.0, 1.0, 0.0), escape_fraction=0.3, seed=0)
+    return simulate_screen(effects=(2.0, 1.0, 0.0), escape_fraction=0.3, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def _two_condition_screen():
     """The same simulated screen twice, labelled with two conditions (different seeds)."""
     parts = []
     for seed, cond in ((0, "resting"), (1, "stimulated")):
-        a = qc.simulate_screen(effects=(2.0, 0.0), n_cells_per_target=60, n_control=80, n_genes=60, seed=seed)
+        a = simulate_screen(effects=(2.0, 0.0), n_cells_per_target=60, n_control=80, n_genes=60, seed=seed)
         a.obs["condition"] = cond
         a.obs_names = [f"{cond}_{n}" for n in a.obs_names]
         parts.append(a)
@@ -491,40 +492,6 @@ def test_perturbation_strength_errors(screen):
     two = two[~((two.obs["condition"] == "stimulated") & (two.obs["perturbation"] == "control"))].copy()
     with pytest.raises(ValueError, match="no cells in control cells"):
         qc.perturbation_strength(two, condition_key="condition", n_comps=5, n_permutations=9)
-
-
-# --------------------------------------------------------------------------- simulator
-
-
-def test_simulate_screen_truth_and_schema():
-    a = qc.simulate_screen(effects=(1.5, 0.0), n_cells_per_target=200, n_control=100, n_genes=80,
-                           n_response_genes=10, escape_fraction=0.25, seed=4)
-    tk.data.check_schema(a)
-    tk.validate.check_counts(a)
-    assert a.shape == (500, 80) and a.var_names[:2].tolist() == ["TGT1", "TGT2"]
-    assert a.obs["escaped"].sum() == pytest.approx(0.25 * 400, abs=30)
-    assert not a.obs.loc[a.obs["perturbation"] == "control", "escaped"].any()
-    assert len(a.uns["response_genes"]["TGT1"]) == 10 and a.uns["response_genes"]["TGT2"] == []
-    assert set(a.obs.loc[a.obs["perturbation"] == "TGT1", "guide"]) == {"TGT1_1", "TGT1_2"}
-    b = qc.simulate_screen(effects=(1.5, 0.0), n_cells_per_target=200, n_control=100, n_genes=80,
-                           n_response_genes=10, escape_fraction=0.25, seed=4)
-    assert (a.layers["counts"] != b.layers["counts"]).nnz == 0
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"effects": ()}, "effects"),
-        ({"effects": (-1.0,)}, "effects"),
-        ({"n_genes": 10, "n_response_genes": 15}, "must exceed"),
-        ({"escape_fraction": 1.0}, "escape_fraction"),
-        ({"knockdown": 1.5}, "knockdown"),
-        ({"n_control": 0}, "n_control"),
-    ],
-)
-def test_simulate_screen_errors(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        qc.simulate_screen(**kwargs)
 
 
 # --------------------------------------------------------------------------- real CI data

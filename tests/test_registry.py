@@ -147,46 +147,42 @@ def cache() -> Path:
 # --------------------------------------------------------------------------------------
 
 
-def parse_manifest(path: Path) -> dict[str, tuple[int, str, str]]:
-    """``{name: (bytes, sha256, raw URL)}`` from the rows of MANIFEST.md (multi-file rows expanded)."""
-    rows = {}
-    repo = commit = None
-    for line in path.read_text().splitlines():
-        if not line.startswith("| ") or line.startswith("| file") or line.startswith("|---"):
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        files, sizes, hashes, origin = cells[0], cells[1], cells[2], cells[3]
-        where, _, rel = (part.strip() for part in origin.partition(" : "))
-        if where != "same repo":
-            repo, _, commit = (part.strip() for part in where.partition(" @ "))
-        names = [f.strip() for f in files.split(",")]
-        folder = names[0].rpartition("/")[0]
-        names = [names[0]] + [f"{folder}/{n}" for n in names[1:]]
-        for name, size, digest in zip(names, sizes.split(","), hashes.split(","), strict=True):
-            path_in_repo = rel + name.rpartition("/")[2] if rel.endswith("/") else rel
-            url = f"https://raw.githubusercontent.com/{repo}/{commit}/{path_in_repo}"
-            rows[name] = (int(size), digest.strip(), url)
-    return rows
-
-
 def require_shared() -> Path:
-    if not (SHARED_DATA / "MANIFEST.md").is_file():
+    if not SHARED_DATA.is_dir():
         pytest.fail(f"The CI data mirror is missing: expected {SHARED_DATA} (../shared/data beside the clone).")
     return SHARED_DATA
 
 
-def test_every_manifest_row_is_registered_with_the_same_hash_size_and_url():
-    manifest = parse_manifest(require_shared() / "MANIFEST.md")
-    assert len(manifest) == 16
-    ci = {name: e for name, e in REGISTRY.items() if e.tier == "ci"}
-    assert set(ci) == set(manifest)
-    for name, (size, digest, url) in manifest.items():
-        entry = ci[name]
-        assert entry.known_hash == f"sha256:{digest}", name
-        assert entry.size == size, name
-        assert entry.urls == (url,), name
-        assert re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}:\S+", entry.source), entry.source
-        assert "MANIFEST.md" in entry.hash_source
+CI_NAMES = sorted(name for name, entry in REGISTRY.items() if entry.tier == "ci")
+
+
+def mirror_files(folder: Path) -> set[str]:
+    """The data files of a mirror folder, as registry names (relative paths).
+
+    The mirror's own notes (``*.md`` at its top level) are not data; a README inside a data
+    folder is (it is a file of the upstream repository, e.g. ``parse_sceptre_example/README.md``).
+    """
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
+            if p.is_file() and not (p.parent == folder and p.suffix == ".md")}
+
+
+def test_the_ci_entries_are_exactly_the_files_of_the_mirror():
+    assert len(CI_NAMES) == 17
+    mirror = mirror_files(require_shared())
+    assert set(CI_NAMES) == mirror, (f"registered but not in the mirror: {sorted(set(CI_NAMES) - mirror)}; "
+                                     f"in the mirror but not registered: {sorted(mirror - set(CI_NAMES))}")
+
+
+def test_every_ci_url_is_the_raw_file_at_the_pinned_commit_of_its_source():
+    for name, entry in REGISTRY.items():
+        if entry.tier != "ci":
+            continue
+        source = re.fullmatch(r"(?P<repo>[\w.-]+/[\w.-]+)@(?P<commit>[0-9a-f]{40}):(?P<path>\S+)", entry.source)
+        assert source, f"{name}: source {entry.source!r} is not <owner>/<repo>@<40-hex commit>:<path>"
+        assert entry.urls == (f"https://raw.githubusercontent.com/{source['repo']}/{source['commit']}/{source['path']}",), name
+        assert entry.known_hash.startswith("sha256:") and len(entry.known_hash) == len("sha256:") + 64, name
+        assert entry.size and entry.size > 0, name
+        assert "pinned commit" in entry.hash_source and "tests/test_registry.py" in entry.hash_source, name
 
 
 def test_every_ci_entry_verifies_against_the_real_mirror(monkeypatch, capsys):
@@ -203,10 +199,11 @@ def test_every_ci_entry_verifies_against_the_real_mirror(monkeypatch, capsys):
         assert path == shared / name  # used in place, not copied
         assert path.stat().st_size == entry.size
         assert f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}" == entry.known_hash
-    assert len(timings) == 16
+    assert sorted(timings) == CI_NAMES
     assert not cache().exists()  # nothing was written
     with capsys.disabled():
-        print(f"\n[registry] fetch+verify of the 16 CI files from the mirror: {sum(timings.values()) * 1000:.0f} ms")
+        print(f"\n[registry] fetch+verify of the {len(timings)} CI files from the mirror: "
+              f"{sum(timings.values()) * 1000:.0f} ms")
 
 
 def test_workshop_entries_as_published():
@@ -560,7 +557,7 @@ def test_fill_cache_builds_a_mirror_from_the_real_ci_files(tmp_path, monkeypatch
     monkeypatch.setenv("TUTORIAL_KIT_OFFLINE", "1")
     stick = tmp_path / "stick"
     report = fill_cache("ci", dest=stick, progress=True)
-    assert len(report) == 16
+    assert len(report) == len(CI_NAMES)
     assert set(report["status"]) == {"copied"} and report["verified"].all()
     for name, entry in REGISTRY.items():
         if entry.tier == "ci":
@@ -630,7 +627,7 @@ def test_status_table(mirror, monkeypatch):
     assert table.loc["test/b.csv", "in_cache"] and not table.loc["test/b.csv", "in_mirror"]
     assert not table.loc["test/b.csv", "hash_known"]
     assert set(status("workshop")["tier"]) == {"workshop"}
-    assert len(status("ci")) == 17  # 16 real CI files + test/a.csv
+    assert len(status("ci")) == len(CI_NAMES) + 1  # the real CI files + test/a.csv
     with pytest.raises(ValueError, match="Unknown tier"):
         status("gpu")
 

@@ -8,6 +8,8 @@ in neither torch nor scanpy:
 - ``tk.data``: the data registry (cache, mirror, network) and one loader per dataset.
 - ``tk.metrics``: the evaluation metrics of the course, and ``evaluate``.
 - ``tk.validate``: the input checks every public function uses.
+- ``tk.arrays``: dense copies, rows, columns and column means of dense or sparse matrices.
+- ``tk.stats``: the mean over seeds and its Student t interval (one implementation for models and simulators).
 - ``tk.qc``: guide calling, on-target checks, escaping cells, perturbation strength.
 - ``tk.plotting``: the figures of the notebooks.
 - ``tk.simulate``: count simulators (copula, GRN, GAN) and their realism checks.
@@ -21,7 +23,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("config", "data", "metrics", "validate", "qc", "plotting", "simulate", "models")
+_SUBMODULES = ("config", "data", "metrics", "validate", "arrays", "stats", "qc", "plotting", "simulate", "models")
 __all__ = [*_SUBMODULES, "__version__"]
 
 

@@ -19,8 +19,24 @@ import os
 import random
 from typing import Iterator
 
-TIERS = ("ci", "workshop")
-"""The two data tiers of the course."""
+from tutorial_kit._tiers import TIERS
+
+__all__ = [
+    "COURSE_PACKAGES",
+    "EPOCHS",
+    "TIERS",
+    "benchmark_matmul",
+    "default_seed",
+    "describe",
+    "epochs",
+    "get_device",
+    "get_tier",
+    "rng",
+    "seed_everything",
+    "set_tier",
+    "use_tier",
+    "versions",
+]
 
 EPOCHS: dict[str, dict[str, int]] = {
     "scgen": {"ci": 10, "workshop": 100},

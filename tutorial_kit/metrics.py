@@ -2,7 +2,7 @@
 
 The same name means different things in different packages, so every function names
 the exact statistic it computes and the package whose number it reproduces
-(see section 4 of the curriculum). Inputs are per-gene mean vectors (``*_mean``),
+(see the book page *How the course evaluates models*, book/evaluation.md). Inputs are per-gene mean vectors (``*_mean``),
 perturbation effects (``*_effects``) or cell x gene matrices (``X_*``, dense or scipy
 sparse); every function checks its input and raises a ``ValueError`` that says what is
 wrong and how to fix it.
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 
+from tutorial_kit.arrays import as_matrix, col_mean, col_mean_var, to_dense
 from tutorial_kit.validate import (
     check_nonempty,
     check_obs_columns,
@@ -50,11 +51,13 @@ __all__ = [
     "discrimination_rank",
     "edistance",
     "edistance_test",
+    "embed",
     "evaluate",
     "fit_pca",
     "l2_top_expressed",
     "mmd_rbf",
     "mse_top_de",
+    "pearson",
     "pearson_delta",
     "pearson_delta_pert",
     "r2_mean_cod",
@@ -118,28 +121,6 @@ def _vectors(**named: Any) -> list[np.ndarray]:
     return arrays
 
 
-def _matrix(x: Any, name: str) -> Any:
-    """A finite 2-D float64 matrix with >= 1 row: a numpy array or a scipy CSR matrix."""
-    import scipy.sparse as sp
-
-    if sp.issparse(x):
-        mat = sp.csr_matrix(x, dtype=np.float64)
-        values = mat.data
-    else:
-        mat = np.asarray(x, dtype=np.float64)
-        values = mat
-        if mat.ndim != 2:
-            raise ValueError(
-                f"{name} must be a 2-D cells x genes matrix; got shape {mat.shape}. "
-                "Pass adata.X (or reshape a single cell with x[None, :])."
-            )
-    if mat.shape[0] == 0:
-        raise ValueError(f"{name} has no cells (shape {mat.shape}); select a non-empty group.")
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} contains NaN or infinite values; remove or impute them upstream.")
-    return mat
-
-
 def _same_genes(**named: Any) -> None:
     """Raise unless the matrices have the same number of columns (genes or PCs)."""
     items = list(named.items())
@@ -191,14 +172,29 @@ def _is_constant(v: np.ndarray, scale: float | None) -> bool:
     return bool(np.ptp(v) <= _ROUNDING * scale)
 
 
-def _pearson(x: np.ndarray, y: np.ndarray, *, what: str, scale: float | None = None) -> float:
-    """Pearson correlation; nan and a RuntimeWarning when either vector is constant.
+def pearson(x: Any, y: Any, *, what: str = "pearson", scale: float | None = None) -> float:
+    """Pearson correlation of two vectors; nan and a RuntimeWarning when either vector is constant.
 
     ``scale`` is the magnitude of the values the vectors were computed from (differences such
     as ``pred - ctrl``): a spread below ``1e-12 * scale`` is rounding error, not a signal.
     For example the means of the same cells stored sparse and dense differ by ~1e-15, and the
     "delta" of a no-change prediction must not be correlated as if it were an effect.
+    Every correlation of this module (and of :func:`tutorial_kit.simulate.realism`) is this one.
+
+    Args:
+        x: first vector.
+        y: second vector, same length.
+        what: the name the warning gives the statistic.
+        scale: magnitude below which a spread is rounding (default: each vector's own magnitude).
+
+    Returns:
+        The correlation, clipped to [-1, 1], or nan.
+
+    Example:
+        >>> pearson(np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 7.0])) > 0.99
+        True
     """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     const_x, const_y = _is_constant(x, scale), _is_constant(y, scale)
     if const_x or const_y:
         which = "first" if const_x else "second"
@@ -217,10 +213,6 @@ def _pearson(x: np.ndarray, y: np.ndarray, *, what: str, scale: float | None = N
 
 def _magnitude(*vectors: np.ndarray) -> float:
     return max(float(np.max(np.abs(v))) for v in vectors)
-
-
-def _col_mean(x: Any) -> np.ndarray:
-    return np.asarray(x.mean(axis=0), dtype=np.float64).ravel()
 
 
 # --------------------------------------------------------------------------- mean-based metrics
@@ -248,7 +240,7 @@ def r2_mean_sqpearson(pred_mean: Any, true_mean: Any) -> float:
         1.0
     """
     pred, true = _vectors(pred_mean=pred_mean, true_mean=true_mean)
-    r = _pearson(pred, true, what="r2_mean_sqpearson")
+    r = pearson(pred, true, what="r2_mean_sqpearson")
     return r * r
 
 
@@ -282,7 +274,7 @@ def r2_var_sqpearson(pred_var: Any, true_var: Any) -> float:
                 f"{name} has negative values (min {arr.min():.3g}); variances cannot be negative. "
                 "Pass per-gene variances, e.g. X.var(axis=0, ddof=1), not effects or log-ratios."
             )
-    r = _pearson(pred, true, what="r2_var_sqpearson")
+    r = pearson(pred, true, what="r2_var_sqpearson")
     return r * r
 
 
@@ -342,7 +334,7 @@ def pearson_delta(pred_mean: Any, true_mean: Any, ctrl_mean: Any) -> float:
         1.0
     """
     pred, true, ctrl = _vectors(pred_mean=pred_mean, true_mean=true_mean, ctrl_mean=ctrl_mean)
-    return _pearson(pred - ctrl, true - ctrl, what="pearson_delta", scale=_magnitude(pred, true, ctrl))
+    return pearson(pred - ctrl, true - ctrl, what="pearson_delta", scale=_magnitude(pred, true, ctrl))
 
 
 def pearson_delta_pert(pred_mean: Any, true_mean: Any, reference_mean: Any) -> float:
@@ -368,7 +360,7 @@ def pearson_delta_pert(pred_mean: Any, true_mean: Any, reference_mean: Any) -> f
         1.0
     """
     pred, true, ref = _vectors(pred_mean=pred_mean, true_mean=true_mean, reference_mean=reference_mean)
-    return _pearson(pred - ref, true - ref, what="pearson_delta_pert", scale=_magnitude(pred, true, ref))
+    return pearson(pred - ref, true - ref, what="pearson_delta_pert", scale=_magnitude(pred, true, ref))
 
 
 def mse_top_de(pred_mean: Any, true_mean: Any, de_idx: Any) -> float:
@@ -459,21 +451,6 @@ def l2_top_expressed(pred_mean: Any, true_mean: Any, ctrl_mean: Any, *, k: int =
 # --------------------------------------------------------------------------- differential expression
 
 
-def _mean_var(x: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Per-gene mean and unbiased (ddof=1) variance of a dense or CSR matrix."""
-    import scipy.sparse as sp
-
-    n = x.shape[0]
-    if sp.issparse(x):
-        mean = _col_mean(x)
-        mean_sq = _col_mean(x.multiply(x))
-        var = np.maximum(mean_sq - mean**2, 0.0) * (n / (n - 1))
-    else:
-        mean = x.mean(axis=0)
-        var = x.var(axis=0, ddof=1)
-    return mean, var
-
-
 def de_scores(X_group: Any, X_ctrl: Any) -> np.ndarray:
     """Welch t statistic per gene, group vs control, as ``scanpy.tl.rank_genes_groups(method='t-test')``.
 
@@ -494,8 +471,8 @@ def de_scores(X_group: Any, X_ctrl: Any) -> np.ndarray:
         >>> de_scores(g, c)  # gene 0: (3 - 1) / sqrt(2/2 + 0/3) = 2; gene 1: 0/0 -> 0
         array([2., 0.])
     """
-    g = _matrix(X_group, "X_group")
-    c = _matrix(X_ctrl, "X_ctrl")
+    g = as_matrix(X_group, name="X_group")
+    c = as_matrix(X_ctrl, name="X_ctrl")
     _same_genes(X_group=g, X_ctrl=c)
     for name, mat in (("X_group", g), ("X_ctrl", c)):
         if mat.shape[0] < 2:
@@ -503,8 +480,8 @@ def de_scores(X_group: Any, X_ctrl: Any) -> np.ndarray:
                 f"{name} has {mat.shape[0]} cell; a t-test needs at least 2 cells per group "
                 "(scanpy refuses single-cell groups too). Pool replicates or sample more cells."
             )
-    mean_g, var_g = _mean_var(g)
-    mean_c, var_c = _mean_var(c)
+    mean_g, var_g = col_mean_var(g)
+    mean_c, var_c = col_mean_var(c)
     with np.errstate(divide="ignore", invalid="ignore"):
         scores = (mean_g - mean_c) / np.sqrt(var_g / g.shape[0] + var_c / c.shape[0])
     scores[np.isnan(scores)] = 0.0
@@ -573,9 +550,9 @@ def deg_overlap_k(X_pred: Any, X_true: Any, X_ctrl: Any, *, k: int, rankby_abs: 
         >>> deg_overlap_k(p, t, c, k=1)  # gene 0 tops both rankings
         1.0
     """
-    p = _matrix(X_pred, "X_pred")
-    t = _matrix(X_true, "X_true")
-    c = _matrix(X_ctrl, "X_ctrl")
+    p = as_matrix(X_pred, name="X_pred")
+    t = as_matrix(X_true, name="X_true")
+    c = as_matrix(X_ctrl, name="X_ctrl")
     _same_genes(X_pred=p, X_true=t, X_ctrl=c)
     k = _check_k(k, c.shape[1])
     if np.abs(de_scores(p, c)).max() <= _NO_CHANGE_T:
@@ -602,7 +579,8 @@ def fit_pca(X_real: Any, *, n_comps: int = 50, seed: int = 0) -> PCA:
     Never refit it per model and never fit it on predictions: each model would then be
     scored in its own coordinates, and the numbers would not be comparable.
     Uses ``sklearn.decomposition.PCA(n_components=n_comps, random_state=seed)`` (centred, not scaled).
-    In a benchmark with a train/test split, fit it on the training cells (curriculum section 5).
+    In a benchmark with a train/test split, fit it on the training cells, so no test cell shapes the coordinates
+    (see the book page *How the course evaluates models*, book/evaluation.md).
     Taught in notebook 01 (Perturb-seq QC) and 03 (GAN realism); used in 10 (benchmarking).
 
     Args:
@@ -622,7 +600,7 @@ def fit_pca(X_real: Any, *, n_comps: int = 50, seed: int = 0) -> PCA:
     import scipy.sparse as sp
     from sklearn.decomposition import PCA
 
-    x = _matrix(X_real, "X_real")
+    x = as_matrix(X_real, name="X_real")
     n_comps = _check_k(n_comps, min(x.shape), name="n_comps")
     if sp.issparse(x) and not _sklearn_pca_takes_sparse():
         x = x.toarray()  # scikit-learn < 1.5 (e.g. the scgen environment) fits PCA on dense input only
@@ -638,8 +616,26 @@ def _sklearn_pca_takes_sparse() -> bool:
     return (major, minor) >= (1, 5)
 
 
-def _embed(x: Any, name: str, pca: Any) -> np.ndarray:
-    mat = _matrix(x, name)
+def embed(x: Any, *, pca: Any, name: str = "X") -> np.ndarray:
+    """Cells as a dense float64 array: their coordinates in ``pca``, or their expression when ``pca`` is None.
+
+    Every distance of this module (and :func:`tutorial_kit.simulate.diversity`) compares cells
+    this way, in ONE PCA fitted on real cells (:func:`fit_pca`).
+
+    Args:
+        x: cells x genes matrix, dense or sparse, finite.
+        pca: a fitted PCA (same genes as ``x``), or None for no projection.
+        name: how the error messages call ``x``.
+
+    Returns:
+        A cells x components (or cells x genes) array.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(10, 4))
+        >>> embed(x, pca=fit_pca(x, n_comps=2)).shape, embed(x, pca=None).shape
+        ((10, 2), (10, 4))
+    """
+    mat = as_matrix(x, name=name)
     if pca is not None:
         n_in = getattr(pca, "n_features_in_", None)
         if n_in is None:
@@ -650,7 +646,7 @@ def _embed(x: Any, name: str, pca: Any) -> np.ndarray:
                 "use the same genes, in the same order, as the cells the PCA was fitted on."
             )
         return np.asarray(pca.transform(mat), dtype=np.float64)
-    return mat.toarray() if hasattr(mat, "toarray") else mat
+    return to_dense(mat)
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray, *, squared: bool) -> np.ndarray:
@@ -713,8 +709,8 @@ def edistance(X: Any, Y: Any, *, pca: PCA | None = None, squared: bool = False) 
         >>> edistance(X, Y, squared=True)  # 2 * (5 - 1)^2: centroids only
         32.0
     """
-    x = _embed(X, "X", pca)
-    y = _embed(Y, "Y", pca)
+    x = embed(X, pca=pca, name="X")
+    y = embed(Y, pca=pca, name="Y")
     _same_genes(X=x, Y=y)
     dxy = _mean_pairwise(x, y, squared=squared)
     dxx = _mean_pairwise(x, x, squared=squared)
@@ -776,8 +772,8 @@ def edistance_test(
     if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
         raise ValueError(f"n_permutations must be a positive integer; got {n_permutations!r}.")
     n_permutations = int(n_permutations)
-    x = _embed(X, "X", pca)
-    y = _embed(Y, "Y", pca)
+    x = embed(X, pca=pca, name="X")
+    y = embed(Y, pca=pca, name="Y")
     _same_genes(X=x, Y=y)
     z = np.vstack([x, y])
     n, m, n_all = x.shape[0], y.shape[0], z.shape[0]
@@ -832,7 +828,7 @@ def rbf_median_gamma(X: Any, *, pca: PCA | None = None, max_cells: int = 2000, s
         >>> rbf_median_gamma(np.array([[0.0], [1.0], [3.0]]))  # squared distances 1, 9, 4 -> 1/4
         0.25
     """
-    x = _embed(X, "X", pca)
+    x = embed(X, pca=pca, name="X")
     if x.shape[0] > max_cells:
         x = x[np.sort(np.random.default_rng(seed).choice(x.shape[0], size=max_cells, replace=False))]
     if x.shape[0] < 2:
@@ -884,8 +880,8 @@ def mmd_rbf(
         >>> mmd_rbf(X, Y, return_gamma=True)[1]  # median of the squared distances 1, 1, 4, 0, 1, 1 of distinct cells
         1.0
     """
-    x = _embed(X, "X", pca)
-    y = _embed(Y, "Y", pca)
+    x = embed(X, pca=pca, name="X")
+    y = embed(Y, pca=pca, name="Y")
     _same_genes(X=x, Y=y)
     if isinstance(gamma, str):
         if gamma != "median":
@@ -1081,18 +1077,18 @@ def evaluate(
         )
     check_perturbations(true, perts, key=perturbation_key, where=where)
 
-    x_ctrl = _matrix(ctrl.X, "ctrl.X")
-    ctrl_mean = _col_mean(x_ctrl)
+    x_ctrl = as_matrix(ctrl.X, name="ctrl.X")
+    ctrl_mean = col_mean(x_ctrl)
     if reference_mean is None:
         real_perts = sorted(set(true_labels) - {CONTROL})
-        reference = np.mean([_col_mean(_matrix(true.X[true_labels == q], "true.X")) for q in real_perts], axis=0)
+        reference = np.mean([col_mean(as_matrix(true.X[true_labels == q], name="true.X")) for q in real_perts], axis=0)
     else:
         (reference,) = _vectors(reference_mean=reference_mean)
         check_same_shape(ctrl_mean, reference, what="reference_mean and the genes of ctrl", where=where)
 
     attrs: dict[str, Any] = {}
     if "edistance" in chosen or "mmd_rbf" in chosen:
-        x_true_all = _matrix(true.X, "true.X")
+        x_true_all = as_matrix(true.X, name="true.X")
         if sp.issparse(x_true_all) or sp.issparse(x_ctrl):
             x_real = sp.vstack([x_true_all, x_ctrl]).tocsr()
         else:
@@ -1114,11 +1110,11 @@ def evaluate(
     pred_effects, true_effects = [], []
     de_set, overlap_set = f"top{n_top_de}_de", f"top{k_overlap}_de"
     for p in perts:
-        x_pred = _matrix(pred.X[pred_labels == p], f"pred.X[{p}]")
+        x_pred = as_matrix(pred.X[pred_labels == p], name=f"pred.X[{p}]")
         true_mask = true_labels == p
         check_nonempty(true_mask, what=f"true cells of {p!r}", where=where)
-        x_true = _matrix(true.X[true_mask], f"true.X[{p}]")
-        pm, tm = _col_mean(x_pred), _col_mean(x_true)
+        x_true = as_matrix(true.X[true_mask], name=f"true.X[{p}]")
+        pm, tm = col_mean(x_pred), col_mean(x_true)
         pred_effects.append(pm - ctrl_mean)
         true_effects.append(tm - ctrl_mean)
         order = top_de_genes(x_true, x_ctrl, k=max(n_top_de, k_overlap))
@@ -1142,7 +1138,7 @@ def evaluate(
                     stacklevel=2,
                 )
             else:
-                pv, tv = _mean_var(x_pred)[1], _mean_var(x_true)[1]
+                pv, tv = col_mean_var(x_pred)[1], col_mean_var(x_true)[1]
                 for label in ("all", overlap_set):
                     idx = gene_sets[label]
                     add("r2_var_sqpearson", label, r2_var_sqpearson(pv[idx], tv[idx]), idx.size)

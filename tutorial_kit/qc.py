@@ -17,8 +17,8 @@ Taught in notebook 01 (Perturb-seq QC). One function per step of the QC, in teac
 7. :func:`perturbation_strength`: the E-distance of each perturbation to control in one shared
    PCA, with a permutation test and Benjamini-Hochberg q-values.
 
-:func:`simulate_screen` makes a small Perturb-seq-like dataset with a known answer (planted
-knockdowns, planted escapers, a guide that does nothing), for tests and for the notebook.
+:func:`tutorial_kit.simulate.simulate_screen` makes a small Perturb-seq-like dataset with a known
+answer (planted knockdowns, planted escapers, a guide that does nothing), for tests and for the notebook.
 
 Conventions: inputs are never modified (new objects are returned); options are keyword-only;
 every random step takes an explicit ``seed``; bad input raises a ``ValueError`` that says how to
@@ -27,11 +27,11 @@ fix it. Only numpy is imported at module level.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, NamedTuple
 
 import numpy as np
 
-from tutorial_kit.validate import check_counts, check_nonempty, check_obs_columns, check_perturbations
+from tutorial_kit.validate import check_int, check_nonempty, check_obs_columns, check_perturbations
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -47,7 +47,6 @@ __all__ = [
     "guide_thresholds",
     "mixscape",
     "perturbation_strength",
-    "simulate_screen",
     "target_expression",
 ]
 
@@ -97,12 +96,6 @@ def _guide_matrix(guide_counts: Any) -> "pd.DataFrame":
         )
     return pd.DataFrame(np.round(values).astype(np.int64), index=guide_counts.index.astype(str),
                         columns=guide_counts.columns.astype(str))
-
-
-def _check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    return int(value)
 
 
 def _matrix(adata: "AnnData", layer: str | None) -> Any:
@@ -168,7 +161,7 @@ def guide_thresholds(
     from sklearn.mixture import GaussianMixture
 
     counts = _guide_matrix(guide_counts)
-    min_umis = _check_positive_int(min_umis, "min_umis")
+    min_umis = check_int(min_umis, "min_umis")
     if method not in ("mixture", "threshold"):
         raise ValueError(f"method must be 'mixture' or 'threshold'; got {method!r}.")
     rows = []
@@ -433,7 +426,7 @@ def guide_table_summary(
             "Pass the names of your columns, e.g. guide_key='sgrna', target_key='gene'."
         )
     check_nonempty(len(table), what="the guide table (it has no rows)")
-    min_umis = _check_positive_int(min_umis, "min_umis")
+    min_umis = check_int(min_umis, "min_umis")
     reads = table["read_count"].to_numpy(dtype=np.float64)
     umis = table["umi_count"].to_numpy(dtype=np.float64)
     if np.any(~np.isfinite(reads)) or np.any(~np.isfinite(umis)) or reads.min() < 0 or umis.min() < 0:
@@ -578,6 +571,7 @@ def target_expression(
         (Benjamini-Hochberg over the measured rows).
 
     Example:
+        >>> from tutorial_kit.simulate import simulate_screen
         >>> adata = simulate_screen(effects=(2.0,), seed=0)
         >>> row = target_expression(adata).iloc[0]
         >>> row["target"], bool(row["log2_fold_change"] < -2), bool(row["pvalue"] < 1e-6)  # 90% knockdown planted
@@ -700,6 +694,7 @@ def mixscape(
         ImportError: when pertpy or scanpy is not installed (with the install command).
 
     Example:
+        >>> from tutorial_kit.simulate import simulate_screen
         >>> adata = simulate_screen(effects=(2.0,), escape_fraction=0.3, seed=0)
         >>> ms = mixscape(adata, seed=0)
         >>> truth = ms.obs["escaped"].to_numpy()[ms.obs["perturbation"] == "TGT1"]
@@ -727,7 +722,7 @@ def mixscape(
         raise ValueError(f"reference must be 'split' or 'nn'; got {reference!r}.")
     check_obs_columns(adata, [perturbation_key] + ([split_key] if split_key else []), where="mixscape")
     check_perturbations(adata, [control], key=perturbation_key, where="mixscape (control)")
-    min_de_genes = _check_positive_int(min_de_genes, "min_de_genes")
+    min_de_genes = check_int(min_de_genes, "min_de_genes")
     work = adata.copy()
     work.obs[perturbation_key] = work.obs[perturbation_key].astype(str)
     split = split_key or "_tk_all_cells"
@@ -844,6 +839,7 @@ def perturbation_strength(
         ``qvalue``, ``significant``. The settings are in ``.attrs``.
 
     Example:
+        >>> from tutorial_kit.simulate import simulate_screen
         >>> adata = simulate_screen(effects=(2.0, 0.0), seed=0)
         >>> res = perturbation_strength(adata, n_comps=10, n_permutations=99, seed=0)
         >>> res["perturbation"].tolist(), float(res["pvalue"].iloc[0]), bool(res["pvalue"].iloc[1] > 0.05)
@@ -856,7 +852,7 @@ def perturbation_strength(
     keys = [perturbation_key] + ([condition_key] if condition_key else [])
     check_obs_columns(adata, keys, where="perturbation_strength")
     check_perturbations(adata, [control], key=perturbation_key, where="perturbation_strength (control)")
-    n_permutations = _check_positive_int(n_permutations, "n_permutations")
+    n_permutations = check_int(n_permutations, "n_permutations")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1; got {alpha!r}.")
     x = _matrix(adata, layer)
@@ -883,109 +879,3 @@ def perturbation_strength(
     out.attrs.update({"distance": "squared euclidean" if squared else "euclidean", "n_comps": int(n_comps),
                       "n_permutations": n_permutations, "alpha": float(alpha), "control": control})
     return out
-
-
-# --------------------------------------------------------------------------- a screen with a known answer
-
-
-def simulate_screen(
-    *,
-    effects: Sequence[float] = (2.0, 1.0, 0.0),
-    n_cells_per_target: int = 150,
-    n_control: int = 300,
-    n_genes: int = 100,
-    n_response_genes: int = 15,
-    escape_fraction: float = 0.0,
-    knockdown: float = 0.9,
-    seed: int = 0,
-) -> "AnnData":
-    """A small simulated CRISPR screen with a known answer, for tests and for teaching.
-
-    Counts are Poisson with a per-gene mean (log-normal) times a per-cell size factor.
-    Target ``TGT<i>`` has two guides (``TGT<i>_1``, ``TGT<i>_2``). In its perturbed cells the
-    target gene keeps ``1 - knockdown`` of its expression and ``n_response_genes`` other genes
-    change by a log fold change of ``+-effects[i]``; a fraction ``escape_fraction`` of its cells
-    escape (no change at all). A target with effect 0 is a guide that does nothing: no knockdown,
-    no response. Target genes are expressed at a mean of 4 UMIs per cell so that a knockdown is
-    visible.
-    Taught in notebook 01 (Perturb-seq QC).
-
-    Args:
-        effects: one log fold change per target (0 for a non-functional guide).
-        n_cells_per_target: cells per target.
-        n_control: control cells (non-targeting guide ``'control'``).
-        n_genes: genes, targets included (> number of targets + ``n_response_genes``).
-        n_response_genes: genes changed by each effective target.
-        escape_fraction: fraction of targeted cells that escape, in [0, 1).
-        knockdown: fraction of the target's expression removed in perturbed cells, in [0, 1].
-        seed: seed of ``numpy.random.default_rng``.
-
-    Returns:
-        AnnData in the course schema: ``layers['counts']`` (integers), ``X`` (log1p counts per
-        10,000, sparse), ``obs``: ``perturbation``, ``guide``, ``condition`` (``'simulated'``),
-        ``cell_type``, ``dataset`` and ``escaped`` (the truth); ``uns['response_genes']``
-        (target -> list of responding genes).
-
-    Example:
-        >>> a = simulate_screen(effects=(1.0,), n_cells_per_target=10, n_control=10, n_genes=30, seed=0)
-        >>> a.shape, sorted(a.obs["perturbation"].unique())
-        ((20, 30), ['TGT1', 'control'])
-    """
-    import anndata as ad
-    import pandas as pd
-    import scipy.sparse as sp
-
-    effects = [float(e) for e in effects]
-    n_targets = len(effects)
-    if n_targets == 0 or any(not np.isfinite(e) or e < 0 for e in effects):
-        raise ValueError(f"effects must be one or more non-negative log fold changes; got {effects}.")
-    n_cells_per_target = _check_positive_int(n_cells_per_target, "n_cells_per_target")
-    n_control = _check_positive_int(n_control, "n_control")
-    n_response_genes = _check_positive_int(n_response_genes, "n_response_genes")
-    n_genes = _check_positive_int(n_genes, "n_genes")
-    if n_genes <= n_targets + n_response_genes:
-        raise ValueError(f"n_genes ({n_genes}) must exceed the number of targets plus n_response_genes "
-                         f"({n_targets} + {n_response_genes}).")
-    if not 0 <= escape_fraction < 1 or not 0 <= knockdown <= 1:
-        raise ValueError("escape_fraction must be in [0, 1) and knockdown in [0, 1].")
-    rng = np.random.default_rng(seed)
-    targets = [f"TGT{i + 1}" for i in range(n_targets)]
-    genes = targets + [f"GENE{j + 1:03d}" for j in range(n_genes - n_targets)]
-    base = rng.lognormal(mean=0.5, sigma=1.0, size=n_genes)
-    base[:n_targets] = 4.0
-    labels = ["control"] * n_control + [t for t in targets for _ in range(n_cells_per_target)]
-    n_cells = len(labels)
-    size = rng.lognormal(mean=0.0, sigma=0.3, size=n_cells)
-    log_fc = np.zeros((n_cells, n_genes))
-    escaped = np.zeros(n_cells, dtype=bool)
-    guides = np.array(["control"] * n_cells, dtype=object)
-    response: dict[str, list[str]] = {}
-    for i, (t, e) in enumerate(zip(targets, effects)):
-        rows = np.arange(n_control + i * n_cells_per_target, n_control + (i + 1) * n_cells_per_target)
-        guides[rows] = [f"{t}_{1 + r % 2}" for r in range(rows.size)]
-        picked = rng.choice(np.arange(n_targets, n_genes), size=n_response_genes, replace=False)
-        signs = rng.choice([-1.0, 1.0], size=n_response_genes)
-        response[t] = [genes[j] for j in picked] if e > 0 else []
-        escaped[rows] = rng.random(rows.size) < escape_fraction
-        if e > 0:
-            hit = rows[~escaped[rows]]
-            log_fc[np.ix_(hit, picked)] = signs * e
-            log_fc[hit, i] = np.log(max(1.0 - knockdown, 1e-6))
-    mu = base[None, :] * size[:, None] * np.exp(log_fc)
-    counts = sp.csr_matrix(rng.poisson(mu).astype(np.int32))
-    totals = np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)
-    scale = np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)
-    x = sp.csr_matrix(sp.diags(scale) @ counts, dtype=np.float32)
-    np.log1p(x.data, out=x.data)
-    obs = pd.DataFrame(
-        {"perturbation": labels, "guide": guides.astype(str), "condition": "simulated", "cell_type": "simulated",
-         "dataset": "simulate_screen", "escaped": escaped},
-        index=pd.Index([f"cell{i:05d}" for i in range(n_cells)]),
-    )
-    for col in ("perturbation", "guide", "condition", "cell_type", "dataset"):
-        obs[col] = obs[col].astype("category")
-    adata = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=pd.Index(genes)))
-    adata.layers["counts"] = counts
-    adata.uns["response_genes"] = response
-    check_counts(adata, where="simulate_screen")
-    return adata

@@ -34,7 +34,14 @@ def check_obs_columns(adata: Any, columns: Iterable[str], *, where: str | None =
         )
 
 
-def _sample_values(x: Any, max_values: int = 200_000) -> np.ndarray:
+def sample_values(x: Any, max_values: int = 200_000) -> np.ndarray:
+    """Up to ``max_values`` stored values of a matrix (the non-zeros of a sparse one), for cheap checks of its content.
+
+    Example:
+        >>> import scipy.sparse as sp
+        >>> sample_values(sp.csr_matrix([[0.0, 2.5], [0.0, 1.0]])).tolist()
+        [2.5, 1.0]
+    """
     import scipy.sparse as sp
 
     if sp.issparse(x):
@@ -42,6 +49,22 @@ def _sample_values(x: Any, max_values: int = 200_000) -> np.ndarray:
     else:
         vals = np.asarray(x).ravel()
     return np.asarray(vals[:max_values])
+
+
+def check_int(value: Any, name: str, *, minimum: int = 1, where: str | None = None) -> int:
+    """Return ``value`` as an ``int``; raise unless it is an integer (not a bool) of at least ``minimum``.
+
+    Example:
+        >>> check_int(3, "n_cells")
+        3
+        >>> check_int(0.5, "n_cells")
+        Traceback (most recent call last):
+        ...
+        ValueError: n_cells must be an integer >= 1; got 0.5.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{_where(where)}{name} must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
 
 
 def check_counts(adata: Any, *, layer: str | None = "counts", where: str | None = None) -> None:
@@ -62,7 +85,7 @@ def check_counts(adata: Any, *, layer: str | None = "counts", where: str | None 
         )
     x = adata.X if layer is None else adata.layers[layer]
     where_x = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    vals = _sample_values(x)
+    vals = sample_values(x)
     if vals.size == 0:
         return
     if not np.all(np.isfinite(vals)):

@@ -80,7 +80,7 @@ def _cmd_fill(args: argparse.Namespace) -> int:
 
 
 def _cmd_path(args: argparse.Namespace) -> int:
-    entry = registry._lookup(args.name)
+    entry = registry.lookup(args.name)
     cached = registry.cache_dir() / entry.name
     mirror = registry.mirror_dir()
     if cached.is_file():

@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, NamedTuple
 
-from tutorial_kit.config import TIERS
+from tutorial_kit._tiers import TIERS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -81,6 +81,7 @@ __all__ = [
     "fetch",
     "file_hash",
     "fill_cache",
+    "lookup",
     "mirror_dir",
     "status",
 ]
@@ -182,7 +183,8 @@ class Entry:
 # The table
 # --------------------------------------------------------------------------------------
 
-_MANIFEST = "../shared/data/MANIFEST.md (checked against the CI mirror by tests/test_registry.py)"
+_PINNED = ("sha256 of the file at the pinned commit, recorded by the course; every CI file is verified "
+           "against the CI mirror by tests/test_registry.py")
 _NO_HASH = "none published (pin here the sha256 that fetch(..., allow_unverified=True) prints)"
 
 
@@ -200,7 +202,7 @@ def _ci(name: str, size: int, sha256: str, repo_commit: tuple[str, str], path: s
         tier="ci",
         description=description,
         source=f"{repo}@{commit}:{path}",
-        hash_source=_MANIFEST,
+        hash_source=_PINNED,
     )
 
 
@@ -211,6 +213,7 @@ _PERTURBENCH = ("altoslabs/perturbench", "d357dfae3b50968e800e9f5f273ff145080ae6
 _SCEPTRE = ("Katsevich-Lab/sceptre", "3ba046b86f33e99dee633fbb8704ee8defdb442d")
 _SCMAGECK = ("weililab/scMAGeCK", "06b5e6f5ca320a1581f34c3675a9ee85fa07176a")
 _NORMAN_GI = ("thomasmaxwellnorman/Perturbseq_GI", "3b25109aeb9c0c2026bd70abd50304a0ad4e5395")
+_SCEPTREDATA = ("Katsevich-Lab/sceptredata", "ec722d5df90dfd34ace6cc9a5745ab6a5c2a6731")
 
 _DATLINGER = "package_r/tests/testthat/testdata/"
 _PARSE = "inst/extdata/parse_example/"
@@ -274,6 +277,11 @@ _CI_ENTRIES = [
         "2f257bf88c65f89587f86d364e37d26d4dde2ebadc1d9497c78118a8f9365668", _NORMAN_GI,
         "final_emaps/20180821_guides_chosen_for_perturbseq.csv",
         "Guides used in the Norman 2019 Perturb-seq screen"),
+    _ci("papalexi2021_sceptre/lowmoi_example_data.rda", 1_358_267,
+        "e3f8ad09bb4b1d0deeeec2850a2d96f8f5062fef31a9ab1cc080e60560421b6a", _SCEPTREDATA,
+        "data/lowmoi_example_data.rda",
+        "Papalexi 2021 ECCITE-seq knockout screen (THP-1 cells, IFN-gamma), the low-MOI example of the sceptredata "
+        "R package (MIT): R list of raw UMI counts, 299 genes and 110 guides x 20,729 cells"),
 ]
 # fmt: on
 
@@ -371,7 +379,7 @@ _WORKSHOP_ENTRIES = [
 ]
 
 REGISTRY: dict[str, Entry] = {entry.name: entry for entry in (*_CI_ENTRIES, *_WORKSHOP_ENTRIES)}
-"""Every course file by name (the CI tier mirrors ``../shared/data/MANIFEST.md``)."""
+"""Every course file by name; the CI entries are exactly the files of the CI mirror (``../shared/data``)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -537,7 +545,17 @@ def _warn_unverified(entry: Entry, path: Path, sha256: str, *, recorded: bool) -
 # --------------------------------------------------------------------------------------
 
 
-def _lookup(name: str) -> Entry:
+def lookup(name: str) -> Entry:
+    """The registry entry of ``name``; an unknown name is refused with the closest known names.
+
+    Example:
+        >>> lookup("kang2018_scgen_valid.h5ad").tier
+        'ci'
+        >>> lookup("kang2018.h5ad")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Unknown data file 'kang2018.h5ad'. Did you mean: 'kang_2018.h5ad', 'kang2018_scgen_valid.h5ad', ...
+    """
     if name in REGISTRY:
         return REGISTRY[name]
     close = difflib.get_close_matches(str(name), list(REGISTRY), n=5, cutoff=0.4)
@@ -553,8 +571,8 @@ def _select(names_or_tier: str | Iterable[str]) -> list[Entry]:
     if isinstance(names_or_tier, str):
         if names_or_tier in TIERS:
             return [e for e in REGISTRY.values() if e.tier == names_or_tier]
-        return [_lookup(names_or_tier)]
-    entries = [_lookup(n) for n in names_or_tier]
+        return [lookup(names_or_tier)]
+    entries = [lookup(n) for n in names_or_tier]
     return list({e.name: e for e in entries}.values())
 
 
@@ -838,7 +856,7 @@ def fetch(name: str, *, allow_unverified: bool = False, progress: bool | None = 
         Traceback (most recent call last):
         ValueError: Unknown data file 'kang2018_scgen_vaild.h5ad'. Did you mean: 'kang2018_scgen_valid.h5ad'...
     """
-    entry = _lookup(name)
+    entry = lookup(name)
     cache = cache_dir()
     mirror = mirror_dir()
     found = _obtain(
@@ -966,7 +984,7 @@ def status(tier: str | None = None) -> "pd.DataFrame":
     Example:
         >>> table = status(tier="ci")
         >>> len(table), list(table.columns)
-        (16, ['name', 'tier', 'bytes', 'hash_known', 'in_cache', 'in_mirror'])
+        (17, ['name', 'tier', 'bytes', 'hash_known', 'in_cache', 'in_mirror'])
     """
     import pandas as pd
 

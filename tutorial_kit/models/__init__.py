@@ -8,7 +8,8 @@ Every model is a :class:`PerturbationModel`: ``model.fit(train)`` then
 imported only by the model that needs them.
 
 - :class:`PerturbationModel`, :func:`holdout`, :func:`training_hvgs`, :class:`NotApplicableError` (``base.py``): the interface and the split.
-- :class:`NoChange`, :class:`MeanShift`, :class:`MeanEffect`, :class:`Additive` (``baselines.py``): the baselines every model must beat.
+- :class:`NoChange`, :class:`MeanShift`, :class:`MeanEffect`, :class:`Additive` (``baselines.py``): the baselines every model must beat;
+  :func:`pseudobulk` (``baselines.py``): the mean expression of every group of cells, as they use it.
 - :class:`LinearModel` (``linear.py``): the linear model of Ahlmann-Eltze, Huber and Anders (2025).
 - :class:`ScGen` (``scgen.py``): the real ``scgen`` package behind the interface.
 - :class:`ScGenPertpy` (``scgen.py``): pertpy's maintained scGen (JAX), in the core environment, for the benchmark (``10_benchmarking``).
@@ -17,7 +18,7 @@ imported only by the model that needs them.
 - :func:`perturbation_split`, :func:`tuning_data` (``splits.py``): perturbation-level splits (unseen singles, doubles with 0-2 singles seen) with a validation part for tuning;
   :func:`subsample_perturbed` (unbalanced data) and :func:`validation_holdout` (a validation cell type, a :class:`ValidationHoldout`) for held-out cell types.
 - :func:`evaluate_holdout`, :func:`evaluate_perturbations`, :func:`summarize_seeds`, :func:`interval_table`, :func:`evaluate_cell_types` (``evaluation.py``): models x seeds on one split, as tidy tables with intervals.
-- :func:`run_benchmark`, :class:`Task`, :func:`rank_methods`, :func:`tune` (``benchmark.py``): methods x seeds x tasks in one table, rankings, Optuna on validation data.
+- :func:`run_benchmark`, :class:`Task`, :func:`rank_methods`, :func:`best_methods`, :func:`tune` (``benchmark.py``): methods x seeds x tasks in one table, rankings and the best method of each, Optuna on validation data.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _WHERE = {
     "MeanShift": "baselines",
     "MeanEffect": "baselines",
     "Additive": "baselines",
+    "pseudobulk": "baselines",
     "LinearModel": "linear",
     "ScGen": "scgen",
     "ScPRAM": "scpram",
@@ -52,6 +54,7 @@ _WHERE = {
     "BenchmarkResult": "benchmark",
     "run_benchmark": "benchmark",
     "rank_methods": "benchmark",
+    "best_methods": "benchmark",
     "tune": "benchmark",
     "TuneResult": "benchmark",
     "TuningData": "splits",

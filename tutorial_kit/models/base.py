@@ -156,8 +156,9 @@ def training_hvgs(split: Holdout, *, n_top_genes: int = 2000) -> Holdout:
     """Restrict a split to highly variable genes chosen on its training cells only.
 
     Choosing genes on all cells would let the held-out cells decide which genes are kept
-    (a leak; CURRICULUM section 5). Uses scanpy's ``seurat`` flavour, which expects
-    log-normalized ``.X``; raw integer counts are refused.
+    (a leak; see the book page *How the course evaluates models*, book/evaluation.md).
+    Uses scanpy's ``seurat`` flavour, which expects log-normalized ``.X``; raw integer counts
+    are refused.
     Taught in ``04_scgen``.
 
     Args:
@@ -171,12 +172,12 @@ def training_hvgs(split: Holdout, *, n_top_genes: int = 2000) -> Holdout:
     """
     import scanpy as sc
 
-    from tutorial_kit.validate import _sample_values
+    from tutorial_kit.validate import sample_values
 
     n_genes = split.train.n_vars
     if not 1 <= int(n_top_genes) <= n_genes:
         raise ValueError(f"training_hvgs: n_top_genes must be between 1 and {n_genes}, got {n_top_genes}.")
-    values = _sample_values(split.train.X)
+    values = sample_values(split.train.X)
     if values.size and np.all(values == np.round(values)) and values.max() > 20:
         raise ValueError(
             "training_hvgs: .X looks like raw counts (all integers); highly variable genes are chosen on "
@@ -356,13 +357,6 @@ class PerturbationModel:
 
     def _predict(self, ctrl: "anndata.AnnData", perturbation: str) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
-
-
-def dense(x: Any) -> np.ndarray:
-    """A dense float32 copy of a cells x genes matrix (sparse or not)."""
-    import scipy.sparse as sp
-
-    return np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float32)
 
 
 def _check_finite(x: Any, *, where: str) -> None:

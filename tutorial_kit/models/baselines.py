@@ -1,4 +1,4 @@
-"""Baselines that every perturbation model must beat (CURRICULUM section 5).
+"""Baselines that every perturbation model must beat, on the same split and the same metrics.
 
 - :class:`NoChange`: the prediction is the control cells themselves (no effect at all).
 - :class:`MeanShift`: add to each control cell the average perturbed-minus-control shift of
@@ -6,7 +6,7 @@
   latent space, and a strong baseline.
 
 Taught in ``04_scgen`` and ``05_scpram``; more baselines (mean, additive, linear) come in
-``09_linear_baselines``.
+``09_linear_baselines``, fitted on :func:`pseudobulk` means.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tutorial_kit.models.base import NotApplicableError, PerturbationModel, dense
+from tutorial_kit.arrays import dense_rows, to_dense
+from tutorial_kit.models.base import NotApplicableError, PerturbationModel
+from tutorial_kit.validate import check_nonempty, check_obs_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
+    import pandas as pd
 
 
 class NoChange(PerturbationModel):
@@ -41,10 +44,10 @@ class NoChange(PerturbationModel):
 
     def _check_perturbation(self, perturbation: str, where: str) -> None:
         # "nothing happens" is a prediction for any perturbation, seen in training or not
-        _label_parts(perturbation, control=self.control, where=where)
+        label_parts(perturbation, control=self.control, where=where)
 
     def _predict(self, ctrl: "anndata.AnnData", perturbation: str) -> np.ndarray:
-        return dense(ctrl.X)
+        return to_dense(ctrl.X, dtype=np.float32)
 
 
 class MeanShift(PerturbationModel):
@@ -69,7 +72,7 @@ class MeanShift(PerturbationModel):
     def _fit(self, adata: "anndata.AnnData", *, epochs: int, progress: bool) -> None:
         import pandas as pd
 
-        X = dense(adata.X)
+        X = to_dense(adata.X, dtype=np.float32)
         labels = adata.obs[self.perturbation_key].astype(str).to_numpy()
         types = adata.obs[self.cell_type_key].astype(str).to_numpy()
         shifts = {}
@@ -94,7 +97,7 @@ class MeanShift(PerturbationModel):
         return self.shifts_[perturbation].to_numpy().mean(axis=0)
 
     def _predict(self, ctrl: "anndata.AnnData", perturbation: str) -> np.ndarray:
-        return dense(ctrl.X) + self.shift(perturbation)[None, :]
+        return to_dense(ctrl.X, dtype=np.float32) + self.shift(perturbation)[None, :]
 
 
 # --------------------------------------------------------------------------- perturbation-level baselines
@@ -105,13 +108,55 @@ class MeanShift(PerturbationModel):
 # Taught in ``09_linear_baselines``.
 
 
-def _pseudobulk(adata: "anndata.AnnData", labels: np.ndarray, names: list[str]) -> np.ndarray:
-    """Mean expression per label: an array ``len(names) x n_genes`` (float64)."""
-    X = dense(adata.X).astype(np.float64)
-    return np.stack([X[labels == name].mean(axis=0) for name in names]) if names else np.zeros((0, X.shape[1]))
+def pseudobulk(adata: "anndata.AnnData", *, by: str = "perturbation", layer: str | None = None) -> "pd.DataFrame":
+    """Mean expression of every group of cells (a pseudobulk): groups x genes.
+
+    The groups are the values of ``obs[by]``, compared as strings, in sorted order (the order
+    of ``pandas.DataFrame.groupby``); each row is the mean over the group's cells of ``X`` (or
+    of ``layers[layer]``), in float64. A sparse matrix is densified one group at a time.
+    The perturbation-level baselines (:class:`MeanEffect`, :class:`Additive` and
+    :class:`~tutorial_kit.models.LinearModel`) are fitted on these means.
+    Taught in ``09_linear_baselines`` (effects and genetic interactions of the pseudobulks).
+
+    Args:
+        adata: cells x genes (log-normalized ``X`` in the course schema).
+        by: the ``obs`` column that names each cell's group.
+        layer: the layer to average (``None``: ``X``).
+
+    Returns:
+        DataFrame indexed by group (index named ``by``), one column per gene (``var_names``).
+
+    Raises:
+        ValueError: when ``obs[by]`` or the layer is missing, there are no cells, or a cell has
+            no group (NaN in ``obs[by]``).
+
+    Example:
+        >>> import anndata as ad, pandas as pd
+        >>> obs = pd.DataFrame({"perturbation": ["control", "A", "A"]}, index=["c1", "c2", "c3"])
+        >>> a = ad.AnnData(np.array([[1.0, 0.0], [2.0, 4.0], [4.0, 6.0]], dtype=np.float32), obs=obs)
+        >>> pseudobulk(a).to_dict("index")
+        {'A': {'0': 3.0, '1': 5.0}, 'control': {'0': 1.0, '1': 0.0}}
+    """
+    import pandas as pd
+
+    where = "pseudobulk"
+    check_obs_columns(adata, [by], where=where)
+    if layer is not None and layer not in adata.layers:
+        raise ValueError(f"{where}: adata.layers has no {layer!r} layer (layers: {list(adata.layers.keys())}); "
+                         "pass layer=None to average adata.X.")
+    check_nonempty(adata.n_obs, what="adata (there is nothing to average)", where=where)
+    missing = adata.obs[by].isna().to_numpy()
+    if missing.any():
+        raise ValueError(f"{where}: {int(missing.sum())} cell(s) have no group (NaN in obs[{by!r}]); label them, "
+                         f"or drop them first: adata[adata.obs[{by!r}].notna()].")
+    labels = adata.obs[by].astype(str).to_numpy()
+    x = adata.X if layer is None else adata.layers[layer]
+    groups = sorted(set(labels))
+    means = np.stack([dense_rows(x, np.flatnonzero(labels == g)).mean(axis=0) for g in groups])
+    return pd.DataFrame(means, index=pd.Index(groups, name=by), columns=adata.var_names.copy())
 
 
-def _label_parts(perturbation: object, *, control: str, where: str) -> list[str]:
+def label_parts(perturbation: object, *, control: str, where: str) -> list[str]:
     """The single targets of a perturbed label (``'A+B'`` -> ``['A', 'B']``); refuses control and empty labels."""
     if not isinstance(perturbation, str) or not perturbation.strip():
         raise ValueError(
@@ -132,7 +177,7 @@ def _label_parts(perturbation: object, *, control: str, where: str) -> list[str]
     return parts
 
 
-class _PseudobulkModel(PerturbationModel):
+class PseudobulkModel(PerturbationModel):
     """Shared fit of the perturbation-level baselines: the control and per-condition pseudobulks.
 
     After ``fit``: ``control_mean_`` (genes), ``effects_`` (a DataFrame conditions x genes of
@@ -150,9 +195,9 @@ class _PseudobulkModel(PerturbationModel):
                 "all cells of a condition into one pseudobulk, so fit one model per cell type "
                 "(e.g. on adata[adata.obs['cell_type'] == 'K562'])."
             )
-        labels = adata.obs[self.perturbation_key].astype(str).to_numpy()
-        self.control_mean_ = _pseudobulk(adata, labels, [self.control])[0]
-        effects = _pseudobulk(adata, labels, self.perturbations_) - self.control_mean_[None, :]
+        means = pseudobulk(adata, by=self.perturbation_key)
+        self.control_mean_ = means.loc[self.control].to_numpy()
+        effects = means.loc[self.perturbations_].to_numpy() - self.control_mean_[None, :]
         self.effects_ = pd.DataFrame(effects, index=self.perturbations_, columns=adata.var_names)
         self.epochs_ = 0
 
@@ -160,10 +205,10 @@ class _PseudobulkModel(PerturbationModel):
         raise NotImplementedError
 
     def _predict(self, ctrl: "anndata.AnnData", perturbation: str) -> np.ndarray:
-        return dense(ctrl.X) + self.shift(perturbation).astype(np.float32)[None, :]
+        return to_dense(ctrl.X, dtype=np.float32) + self.shift(perturbation).astype(np.float32)[None, :]
 
 
-class MeanEffect(_PseudobulkModel):
+class MeanEffect(PseudobulkModel):
     """Predict the average training effect for any perturbation: the 'mean' baseline.
 
     With ``pb(p)`` the pseudobulk (mean log expression over the cells) of condition ``p`` and
@@ -194,14 +239,14 @@ class MeanEffect(_PseudobulkModel):
         self.mean_effect_ = self.effects_.to_numpy().mean(axis=0)
 
     def _check_perturbation(self, perturbation: str, where: str) -> None:
-        _label_parts(perturbation, control=self.control, where=where)
+        label_parts(perturbation, control=self.control, where=where)
 
     def shift(self, perturbation: str) -> np.ndarray:
         """The shift added to every control cell (the same for every perturbation)."""
         return self.mean_effect_
 
 
-class Additive(_PseudobulkModel):
+class Additive(PseudobulkModel):
     """Predict a combination as the sum of its single effects: the 'additive' baseline.
 
     For a combination ``'A+B'`` the predicted shift is ``(pb(A) - pb(control)) + (pb(B) -
@@ -230,7 +275,7 @@ class Additive(_PseudobulkModel):
     name = "additive"
 
     def _check_perturbation(self, perturbation: str, where: str) -> list[str]:  # type: ignore[override]
-        parts = _label_parts(perturbation, control=self.control, where=where)
+        parts = label_parts(perturbation, control=self.control, where=where)
         missing = [p for p in parts if p not in self.effects_.index]
         if missing:
             seen = sorted(p for p in self.effects_.index if "+" not in p)

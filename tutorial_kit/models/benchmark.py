@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from sklearn.decomposition import PCA
 
-__all__ = ["BenchmarkResult", "Task", "TuneResult", "rank_methods", "run_benchmark", "tune"]
+__all__ = ["BenchmarkResult", "Task", "TuneResult", "best_methods", "rank_methods", "run_benchmark", "tune"]
 
 TABLE_COLUMNS = ("task", "model", "seed", "metric", "gene_set", "value", "fit_seconds", "epochs")
 """Columns of :attr:`BenchmarkResult.table`, in order."""
@@ -202,12 +202,12 @@ def run_benchmark(
     from tqdm import tqdm
 
     from tutorial_kit import metrics as tkm
-    from tutorial_kit.models.evaluation import _check_models, _check_seeds
+    from tutorial_kit.models.evaluation import check_models, check_seeds
     from tutorial_kit.models.splits import PerturbationSplit, assert_disjoint
 
     where = "run_benchmark"
-    methods = _check_models(methods, where)
-    seeds = _check_seeds(seeds, where)
+    methods = check_models(methods, where)
+    seeds = check_seeds(seeds, where)
     tasks = _check_tasks(tasks, methods, where)
     plan = [(t, s, m) for t, task in tasks.items() for s in seeds for m in (task.methods or list(methods))]
     start = time.perf_counter()
@@ -312,6 +312,42 @@ def rank_methods(table: "pd.DataFrame", *, metrics: Sequence[tuple[str, str]] | 
     sign = np.where(out["metric"].isin(LOWER_IS_BETTER), 1.0, -1.0)
     out["rank"] = (out["value"] * sign).groupby([out[k] for k in keys], sort=False).rank(method="average")
     return out.reset_index(drop=True)
+
+
+def best_methods(ranks: "pd.DataFrame") -> "pd.Series":
+    """The method ranked first for every task, metric and gene set (and seed, for ranks per seed).
+
+    Reads the output of :func:`rank_methods`. Methods tied for the best rank are all named,
+    joined by ``' = '`` in the order of the table. A metric that no method has a rank for
+    (every value NaN) has no best method and no row.
+    Taught in ``10_benchmarking`` (does the best method depend on the metric, or on the seed?).
+
+    Args:
+        ranks: columns ``model`` and ``rank`` and the key columns of :func:`rank_methods`.
+
+    Returns:
+        A Series named ``model``, indexed by ``task``, ``cell_type``, ``metric``, ``gene_set`` and
+        ``seed`` (those present), in the order in which the keys first appear.
+
+    Example:
+        >>> import pandas as pd
+        >>> t = pd.DataFrame({"model": ["a", "b", "c"] * 2, "metric": ["mse_top_de"] * 3 + ["pearson_delta"] * 3,
+        ...                   "gene_set": ["top20_de"] * 3 + ["all"] * 3, "mean": [0.3, 0.1, 0.1, 0.2, 0.5, 0.1]})
+        >>> best_methods(rank_methods(t)).to_dict()
+        {('mse_top_de', 'top20_de'): 'b = c', ('pearson_delta', 'all'): 'b'}
+    """
+    where = "best_methods"
+    missing = [c for c in ("model", "rank") if c not in getattr(ranks, "columns", [])]
+    if missing:
+        raise ValueError(f"{where}: ranks is missing column(s) {missing}; pass tk.models.rank_methods(table).")
+    keys = [k for k in ("task", "cell_type", "metric", "gene_set", "seed") if k in ranks.columns]
+    if not keys:
+        raise ValueError(f"{where}: ranks has none of the key columns task, metric, gene_set, seed; "
+                         "pass tk.models.rank_methods(table).")
+    if len(ranks) == 0:
+        raise ValueError(f"{where}: ranks is empty.")
+    best = ranks[ranks["rank"] == ranks.groupby(keys, sort=False)["rank"].transform("min")]
+    return best.groupby(keys, sort=False)["model"].agg(" = ".join)
 
 
 class TuneResult(NamedTuple):

@@ -69,7 +69,17 @@ class HoldoutResult(NamedTuple):
     pca: "PCA"
 
 
-def _check_models(models: Any, where: str) -> dict[str, Callable[[int], PerturbationModel]]:
+def check_models(models: Any, where: str) -> dict[str, Callable[[int], PerturbationModel]]:
+    """The models of an evaluation, checked: a non-empty dict name -> factory ``callable(seed)``.
+
+    Used by :func:`evaluate_holdout`, :func:`evaluate_perturbations` and
+    :func:`tutorial_kit.models.run_benchmark`; ``where`` names the caller in the errors.
+
+    Example:
+        >>> from tutorial_kit.models import NoChange
+        >>> list(check_models({"no-change": lambda s: NoChange(seed=s)}, "evaluate_holdout"))
+        ['no-change']
+    """
     if not isinstance(models, Mapping) or not models:
         raise ValueError(
             f"{where}: models must be a non-empty dict name -> factory, e.g. "
@@ -87,7 +97,13 @@ def _check_models(models: Any, where: str) -> dict[str, Callable[[int], Perturba
     return dict(models)
 
 
-def _check_seeds(seeds: Any, where: str) -> list[int]:
+def check_seeds(seeds: Any, where: str) -> list[int]:
+    """The seeds of an evaluation as a list of distinct integers (one integer is one seed).
+
+    Example:
+        >>> check_seeds((0, 1, 2), "evaluate_holdout"), check_seeds(3, "evaluate_holdout")
+        ([0, 1, 2], [3])
+    """
     seeds = list(seeds) if not isinstance(seeds, (int, np.integer)) else [seeds]
     if not seeds:
         raise ValueError(f"{where}: seeds is empty; pass at least one seed, e.g. seeds=(0, 1, 2).")
@@ -208,8 +224,8 @@ def evaluate_holdout(
     from tutorial_kit import metrics as tkm
 
     where = "evaluate_holdout"
-    models = _check_models(models, where)
-    seeds = _check_seeds(seeds, where)
+    models = check_models(models, where)
+    seeds = check_seeds(seeds, where)
     if not isinstance(split, Holdout):
         raise ValueError(
             f"{where}: split must be a tk.models.Holdout (from tk.models.holdout); got {type(split).__name__}."
@@ -271,6 +287,8 @@ def summarize_seeds(table: "pd.DataFrame", *, confidence: float = 0.95) -> "pd.D
     With a single seed the spread is unknown: ``sd``, ``ci_low`` and ``ci_high`` are NaN.
     With zero spread the interval collapses to the mean. NaN values (e.g. ``pearson_delta`` of
     a no-change model) are left out: ``n_seeds`` counts the finite values used.
+    This is :func:`tutorial_kit.stats.summarize_seeds` with the key columns of the model tables
+    (``task``, ``cell_type``, ``model``, ``metric``, ``gene_set``, those present, in this order).
     Taught in ``04_scgen``.
 
     Args:
@@ -289,8 +307,7 @@ def summarize_seeds(table: "pd.DataFrame", *, confidence: float = 0.95) -> "pd.D
         >>> float(row["mean"]), float(row["sd"]), round(float(row["ci_high"]), 3)
         (2.0, 1.0, 4.484)
     """
-    import pandas as pd
-    from scipy import stats
+    from tutorial_kit import stats
 
     where = "summarize_seeds"
     need = ["model", "seed", "metric", "gene_set", "value"]
@@ -300,36 +317,7 @@ def summarize_seeds(table: "pd.DataFrame", *, confidence: float = 0.95) -> "pd.D
             f"{where}: the table is missing column(s) {missing}; pass the table of "
             "tk.models.evaluate_holdout(...).table or evaluate_cell_types(...)."
         )
-    if not 0 < float(confidence) < 1:
-        raise ValueError(f"{where}: confidence must be between 0 and 1 (e.g. 0.95); got {confidence}.")
-    if len(table) == 0:
-        raise ValueError(f"{where}: the table is empty; nothing to summarize.")
-    keys = [k for k in _SUMMARY_KEYS if k in table.columns]
-    dup = table.duplicated(subset=keys + ["seed"])
-    if dup.any():
-        first = table.loc[dup, keys + ["seed"]].iloc[0].to_dict()
-        raise ValueError(
-            f"{where}: {int(dup.sum())} duplicated row(s) for one key and seed (e.g. {first}); "
-            "each model x seed x metric x gene set must appear once. Did you concatenate a table twice?"
-        )
-    rows = []
-    for key, group in table.groupby(keys, sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        values = group["value"].to_numpy(dtype=np.float64)
-        values = values[np.isfinite(values)]
-        n = int(values.size)
-        mean = float(values.mean()) if n else float("nan")
-        sd = float(values.std(ddof=1)) if n >= 2 else float("nan")
-        if n >= 2:
-            half = float(stats.t.ppf((1 + float(confidence)) / 2, n - 1)) * sd / np.sqrt(n)
-            low, high = mean - half, mean + half
-        else:
-            low = high = float("nan")
-        rows.append((*key, mean, sd, n, low, high))
-    out = pd.DataFrame(rows, columns=keys + ["mean", "sd", "n_seeds", "ci_low", "ci_high"])
-    out.attrs["confidence"] = float(confidence)
-    out.attrs["interval"] = "Student t: mean -+ t_{(1+c)/2, n-1} sd / sqrt(n); NaN with one seed"
-    return out
+    return stats.summarize_seeds(table, by=[k for k in _SUMMARY_KEYS if k in table.columns], confidence=confidence)
 
 
 def evaluate_cell_types(
@@ -383,8 +371,8 @@ def evaluate_cell_types(
     from tutorial_kit.validate import check_obs_columns
 
     where = "evaluate_cell_types"
-    models = _check_models(models, where)
-    seeds = _check_seeds(seeds, where)
+    models = check_models(models, where)
+    seeds = check_seeds(seeds, where)
     control = CONTROL if control is None else control
     check_obs_columns(adata, [cell_type_key, perturbation_key], where=where)
     types = adata.obs[cell_type_key].astype(str).to_numpy()
@@ -461,8 +449,7 @@ def evaluate_perturbations(
         metrics: names from :data:`tutorial_kit.metrics.METRICS` (default all).
         n_top_de: top DE genes of ``mse_top_de`` and ``direction_agreement_k``.
         k_overlap: top DE genes of ``deg_overlap_k``.
-        k_top_expressed: genes of ``l2_top_expressed``.
-        Each of the three is capped at the number of genes.
+        k_top_expressed: genes of ``l2_top_expressed``. Each of these three is capped at the number of genes.
 
     Returns:
         DataFrame with columns ``model, seed, metric, gene_set, value, n_perturbations``: one
@@ -547,7 +534,7 @@ def interval_table(summary: "pd.DataFrame", *, metrics: Sequence[tuple[str, str]
     mean, e.g. ``pearson_delta`` of no-change) reads ``n/a``; with one seed (no interval) the
     cell is the mean alone. Rows keep the order of the summary; columns are
     ``metric (gene_set)`` in the order of ``metrics``. A model not scored on a metric of its
-    task reads ``-``.
+    task reads ``-``. The cells are those of :func:`tutorial_kit.stats.interval_table`.
     Taught in ``09_linear_baselines`` and ``10_benchmarking``.
 
     Args:
@@ -556,7 +543,8 @@ def interval_table(summary: "pd.DataFrame", *, metrics: Sequence[tuple[str, str]
         digits: decimals shown.
 
     Returns:
-        DataFrame of strings, indexed by ``model`` (or ``task, model``).
+        DataFrame of strings, indexed by ``model`` (or ``task, model``; with a ``cell_type``
+        column, ``cell_type`` comes before ``model``).
 
     Example:
         >>> import pandas as pd
@@ -565,6 +553,8 @@ def interval_table(summary: "pd.DataFrame", *, metrics: Sequence[tuple[str, str]
         >>> interval_table(s).to_dict()
         {'pearson_delta (all)': {'no-change': 'n/a', 'mean': '0.500 [0.250, 0.750]'}}
     """
+    from tutorial_kit import stats
+
     where = "interval_table"
     need = ["model", "metric", "gene_set", "mean", "ci_low", "ci_high"]
     missing = [c for c in need if c not in getattr(summary, "columns", [])]
@@ -576,20 +566,9 @@ def interval_table(summary: "pd.DataFrame", *, metrics: Sequence[tuple[str, str]
     if unknown:
         raise ValueError(f"{where}: (metric, gene_set) {unknown} not in the summary; it has "
                          f"{list(dict.fromkeys(zip(summary['metric'], summary['gene_set'])))[:10]}.")
-
-    def cell(row: Any) -> str:
-        mean, low, high = (float(row[c]) for c in ("mean", "ci_low", "ci_high"))
-        if not np.isfinite(mean):
-            return "n/a"
-        if not (np.isfinite(low) and np.isfinite(high)):
-            return f"{mean:.{digits}f}"
-        return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-    index = ["task", "model"] if "task" in summary.columns else ["model"]
-    keyed = summary.assign(_cell=summary.apply(cell, axis=1), _key=summary["metric"] + " (" + summary["gene_set"] + ")")
-    wide = keyed.pivot_table(index=index, columns="_key", values="_cell", aggfunc="first", sort=False)
-    order = list(dict.fromkeys(map(tuple, summary[index].to_numpy()))) if len(index) > 1 else \
-        list(dict.fromkeys(summary["model"]))
-    wide = wide.reindex(index=order, columns=[f"{m} ({g})" for m, g in pairs]).fillna("-")
+    index = [k for k in ("task", "cell_type") if k in summary.columns] + ["model"]
+    keyed = summary.assign(**{"metric (gene_set)": summary["metric"] + " (" + summary["gene_set"] + ")"})
+    wide = stats.interval_table(keyed, index=index, columns="metric (gene_set)", digits=digits)
+    wide = wide.reindex(columns=[f"{m} ({g})" for m, g in pairs]).fillna("-")
     wide.columns.name = None
     return wide

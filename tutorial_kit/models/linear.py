@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tutorial_kit.models.base import NotApplicableError
-from tutorial_kit.models.baselines import _label_parts, _PseudobulkModel
+from tutorial_kit.models.baselines import PseudobulkModel, label_parts
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -31,7 +31,7 @@ def _ridge_inverse(M: np.ndarray, ridge: float) -> np.ndarray:
     return np.linalg.inv(M + ridge * np.eye(M.shape[0]))
 
 
-class LinearModel(_PseudobulkModel):
+class LinearModel(PseudobulkModel):
     """The linear model of Ahlmann-Eltze, Huber & Anders (Nature Methods, 2025).
 
     Pseudobulk: ``Y`` (genes x training conditions) holds the mean log expression of each
@@ -116,7 +116,7 @@ class LinearModel(_PseudobulkModel):
         self._gene_index = {g: i for i, g in enumerate(adata.var_names.astype(str))}
         used, dropped = [], []
         for pert in self.perturbations_:
-            parts = _label_parts(pert, control=self.control, where=where)
+            parts = label_parts(pert, control=self.control, where=where)
             (used if all(p in self._gene_index for p in parts) else dropped).append(pert)
         n_genes = adata.n_vars
         if len(used) < 2:
@@ -152,7 +152,7 @@ class LinearModel(_PseudobulkModel):
     # predict -----------------------------------------------------------------------------
 
     def _check_perturbation(self, perturbation: str, where: str) -> list[str]:  # type: ignore[override]
-        parts = _label_parts(perturbation, control=self.control, where=where)
+        parts = label_parts(perturbation, control=self.control, where=where)
         for part in parts:
             if part not in self._gene_index:
                 raise NotApplicableError(

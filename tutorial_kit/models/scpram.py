@@ -32,7 +32,7 @@ The method (:class:`ScPRAM`):
    the weighted mean of their shifts (values). Every query cell gets **its own** shift.
 5. **Decode.** The prediction of each cell is ``decoder(q + its shift)``.
 
-The package (:class:`ScpramPackage`) differs in ways worth teaching (CURRICULUM section 3), all
+The package (:class:`ScpramPackage`) differs from the paper in ways worth teaching (``05_scpram``), all
 visible in ``scpram/models.py``, method ``SCPRAM.predict`` (lines 211-248 of 0.0.3):
 
 - it computes the cosine similarities of every query cell, but then keeps only the first row:
@@ -61,7 +61,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tutorial_kit.models.base import PerturbationModel, dense
+from tutorial_kit.arrays import to_dense
+from tutorial_kit.models.base import PerturbationModel
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -285,7 +286,7 @@ class ScPRAM(PerturbationModel):
 
         _import_ot()  # fail before training, not after
         self._check_pairs_possible(adata)
-        X = torch.from_numpy(dense(adata.X)).to(self.device)
+        X = torch.from_numpy(to_dense(adata.X, dtype=np.float32)).to(self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.module_ = self._build(adata.n_vars).to(self.device)
@@ -335,7 +336,7 @@ class ScPRAM(PerturbationModel):
         labels = adata.obs[self.perturbation_key].astype(str).to_numpy()
         types = adata.obs[self.cell_type_key].astype(str).to_numpy()
         names = adata.obs_names.to_numpy()
-        z = self._encode(dense(adata.X))
+        z = self._encode(to_dense(adata.X, dtype=np.float32))
         rng = np.random.default_rng(self.seed)
         self.pairs_, self.shifts_, self.keys_, self.skipped_types_ = {}, {}, {}, {}
         for pert in self.perturbations_:
@@ -389,7 +390,7 @@ class ScPRAM(PerturbationModel):
                 f"ScPRAM.{where}: the genes differ from the {len(self.genes_)} training genes (or their order); "
                 "subset the cells the same way as the training data: adata[:, model.genes_]."
             )
-        return dense(adata.X)
+        return to_dense(adata.X, dtype=np.float32)
 
     def _perturbation(self, perturbation: str | None, where: str) -> str:
         if not self.is_fitted:
@@ -515,7 +516,7 @@ class ScpramPackage(PerturbationModel):
             input_dim=adata.n_vars, latent_dim=self.latent_dim, hidden_dim=self.hidden_dim,
             noise_rate=self.noise_rate, kl_weight=self.kl_weight, device=torch.device(self.device),
         ).to(self.device)
-        train = ad.AnnData(dense(adata.X), obs=pd.DataFrame({
+        train = ad.AnnData(to_dense(adata.X, dtype=np.float32), obs=pd.DataFrame({
             "cell_type": adata.obs[self.cell_type_key].astype(str).to_numpy(),
             "condition": adata.obs[self.perturbation_key].astype(str).to_numpy(),
         }, index=[f"t{i}" for i in range(adata.n_obs)]), var=pd.DataFrame(index=adata.var_names.copy()))
@@ -536,7 +537,7 @@ class ScpramPackage(PerturbationModel):
         if self.cell_type_key in ctrl.obs:
             query_types = set(ctrl.obs[self.cell_type_key].astype(str))
             keep &= ~(train.obs["cell_type"].isin(query_types) & (train.obs["condition"] == self.control)).to_numpy()
-        query = ad.AnnData(dense(ctrl.X), obs=pd.DataFrame(
+        query = ad.AnnData(to_dense(ctrl.X, dtype=np.float32), obs=pd.DataFrame(
             {"cell_type": query_type, "condition": self.control}, index=[f"q{i}" for i in range(ctrl.n_obs)]),
             var=train.var.copy())
         combined = ad.concat([train[keep], query])
@@ -561,4 +562,4 @@ class ScpramPackage(PerturbationModel):
             handle.remove()
         self.last_latent_shift_ = (seen["decoder_in"] - seen["z"]).astype(np.float32)
         order = pd.Index(pred.obs_names).get_indexer(query.obs_names)
-        return dense(pred.X)[order]
+        return to_dense(pred.X, dtype=np.float32)[order]

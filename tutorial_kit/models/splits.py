@@ -1,8 +1,9 @@
 """Perturbation-level splits, seeded, with a validation part for tuning.
 
 Asking whether a model generalizes to perturbations it has not seen means splitting by
-perturbation, not by cell (CURRICULUM section 5). :func:`perturbation_split` holds out whole
-perturbations of one kind:
+perturbation, not by cell: a cell of a perturbation seen in training tells the model its answer
+(see the book page *How the course evaluates models*, book/evaluation.md).
+:func:`perturbation_split` holds out whole perturbations of one kind:
 
 - ``"unseen_single"``: single perturbations whose gene appears nowhere in training.
 - ``"double_seen2"``, ``"double_seen1"``, ``"double_seen0"``: doubles ``'A+B'`` with 2, 1 or 0

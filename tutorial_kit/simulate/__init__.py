@@ -1,7 +1,7 @@
 """Simulators of single-cell counts and of Perturb-seq screens, and how to judge their realism.
 
-Taught in ``02_simulation_statistical`` (copula simulator, GRN simulator, realism) and
-``03_simulation_gan`` (conditional WGAN-GP).
+Taught in ``01_perturbseq_qc`` (a screen with a known answer), ``02_simulation_statistical``
+(copula simulator, GRN simulator, realism) and ``03_simulation_gan`` (conditional WGAN-GP).
 Every simulator is fitted per group of cells and returns AnnData in the course schema from
 ``.sample(n_cells, seed=...)``.
 Names are imported lazily, so ``tk.simulate`` costs nothing until used, and torch is imported
@@ -10,6 +10,7 @@ only by the GAN.
 - :func:`fit_copula` (``copula.py``): scDesign3-style marginals (Poisson, NB, ZIP, ZINB) and a Gaussian copula per group.
 - :func:`fit_marginals` (``marginals.py``): the per-gene marginal fits and the choice among the four families.
 - :func:`fit_independent_poisson` (``baseline.py``): the naive baseline, independent Poisson genes.
+- :func:`simulate_screen` (``screen.py``): a small CRISPR screen with planted knockdowns and escapers, for QC.
 - :func:`make_grn`, :func:`simulate_perturbseq`, :func:`observed_effects` (``grn.py``): a gene regulatory network and a screen with known effects.
 - :func:`fit_gan` (``gan.py``): a conditional WGAN-GP in the spirit of scGAN / cscGAN.
 - :func:`realism`, :func:`split_half`, :func:`summarize_realism` (``evaluation.py``): real-versus-generated checks with a real-versus-real floor.
@@ -20,6 +21,7 @@ from __future__ import annotations
 from tutorial_kit._lazy import lazy_names
 
 _WHERE = {
+    "GATES": "grn",
     "fit_copula": "copula",
     "CopulaSimulator": "copula",
     "fit_marginals": "marginals",
@@ -40,6 +42,7 @@ _WHERE = {
     "realism": "evaluation",
     "split_half": "evaluation",
     "summarize_realism": "evaluation",
+    "simulate_screen": "screen",
     "gene_stats": "evaluation",
     "FLOOR": "evaluation",
     "group_labels": "_base",

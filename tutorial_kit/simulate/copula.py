@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from tutorial_kit.arrays import to_dense
 from tutorial_kit.simulate._base import resolve_n_cells, simulated_adata
 from tutorial_kit.simulate.baseline import group_rngs, prepare_groups
-from tutorial_kit.simulate.marginals import FAMILIES, CdfTable, _check_criterion, _check_families, fit_marginals
+from tutorial_kit.simulate.marginals import FAMILIES, CdfTable, check_criterion, check_families, fit_marginals
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -266,8 +267,8 @@ def fit_copula(
     start = time.perf_counter()
     if not isinstance(copula, (bool, np.bool_)):
         raise ValueError(f"copula must be True (Gaussian copula) or False (independent genes); got {copula!r}.")
-    fams = _check_families(families, "fit_copula")
-    criterion = _check_criterion(criterion, "fit_copula")
+    fams = check_families(families, "fit_copula")
+    criterion = check_criterion(criterion, "fit_copula")
     lam_fixed = _check_shrinkage(shrinkage)
     prep = prepare_groups(adata, groupby, layer, where="fit_copula", min_cells=2)
     rngs = group_rngs(seed, len(prep.sizes))
@@ -278,7 +279,7 @@ def fit_copula(
         tabs[group] = CdfTable.build(table)
         tables.append(table.reset_index().assign(group=group))
         if copula:
-            z = normal_scores(sub.toarray(), tabs[group], rng)
+            z = normal_scores(to_dense(sub, dtype=None), tabs[group], rng)
             corr, lam = shrinkage_intensity(z)
             lam = lam if lam_fixed == "auto" else lam_fixed
             corr = (1.0 - lam) * corr + lam * np.eye(corr.shape[0])

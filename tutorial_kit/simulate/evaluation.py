@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from tutorial_kit.arrays import dense_rows
 from tutorial_kit.simulate._base import as_groupby, group_labels
-from tutorial_kit.validate import check_counts, check_nonempty, check_obs_columns, check_same_genes
+from tutorial_kit.validate import check_counts, check_int, check_nonempty, check_obs_columns, check_same_genes
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -54,12 +55,6 @@ _MIN_CORR_CELLS = 3  # cells a group needs in both sets for its gene-gene correl
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def _positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}; got {value!r}.")
-    return int(value)
 
 
 def _counts(adata: "anndata.AnnData", layer: str | None) -> Any:
@@ -222,8 +217,8 @@ def _corr_agreement(
         in_ref, in_gen = ref_labels == group, gen_labels == group
         if in_ref.sum() < _MIN_CORR_CELLS or in_gen.sum() < _MIN_CORR_CELLS:
             continue
-        a = _corr_upper(ref[in_ref][:, genes].toarray())
-        b = _corr_upper(gen[in_gen][:, genes].toarray())
+        a = _corr_upper(dense_rows(ref, in_ref, columns=genes, dtype=None))
+        b = _corr_upper(dense_rows(gen, in_gen, columns=genes, dtype=None))
         ok = np.isfinite(a) & np.isfinite(b)
         if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
             continue
@@ -377,7 +372,7 @@ def realism(
     import pandas as pd
     from tqdm import tqdm
 
-    from tutorial_kit.metrics import _pearson, fit_pca, mmd_rbf, rbf_median_gamma
+    from tutorial_kit.metrics import fit_pca, mmd_rbf, pearson, rbf_median_gamma
 
     where = "realism"
     keys = as_groupby(groupby)
@@ -386,11 +381,11 @@ def realism(
     check_nonempty(reference.n_obs, what="the reference (real) cells", where=where)
     check_obs_columns(reference, keys, where=f"{where}[reference]")
     check_counts(reference, layer=layer, where=f"{where}[reference]")
-    n_folds = _positive_int(n_folds, "n_folds", minimum=2)
-    n_trees = _positive_int(n_trees, "n_trees")
-    n_comps = _positive_int(n_comps, "n_comps")
-    n_corr_genes = _positive_int(n_corr_genes, "n_corr_genes", minimum=2)
-    mmd_max_cells = _positive_int(mmd_max_cells, "mmd_max_cells", minimum=2)
+    n_folds = check_int(n_folds, "n_folds", minimum=2)
+    n_trees = check_int(n_trees, "n_trees")
+    n_comps = check_int(n_comps, "n_comps")
+    n_corr_genes = check_int(n_corr_genes, "n_corr_genes", minimum=2)
+    mmd_max_cells = check_int(mmd_max_cells, "mmd_max_cells", minimum=2)
     if reference.n_vars < 2:
         raise ValueError(f"{where}: at least 2 genes are needed; the reference has {reference.n_vars}.")
     ref_labels = group_labels(reference, keys)
@@ -426,8 +421,8 @@ def realism(
         aurocs = _rf_auroc(z_ref, z, n_folds=n_folds, n_trees=n_trees, seed=seed, n_jobs=n_jobs)
         mmd = mmd_rbf(z_ref_mmd, _subsample(z, mmd_max_cells, rng), gamma=gamma)
         stats = _gene_stats(counts, x, index=genes)
-        pearson = {
-            col: _pearson(stats[col].to_numpy(), ref_stats[col].to_numpy(), what=f"realism[{name!r}] {col}")
+        agreement = {
+            col: pearson(stats[col].to_numpy(), ref_stats[col].to_numpy(), what=f"realism[{name!r}] {col}")
             for col in ("mean", "var", "zero_frac")
         }
         corr, per_group[name] = _corr_agreement(ref_x, x, ref_labels, group_labels(adata, keys), top)
@@ -439,9 +434,9 @@ def realism(
                 "rf_auroc": float(aurocs.mean()),
                 "rf_auroc_sd": float(aurocs.std(ddof=1)),
                 "mmd_rbf": float(mmd),
-                "mean_pearson": pearson["mean"],
-                "var_pearson": pearson["var"],
-                "zero_frac_pearson": pearson["zero_frac"],
+                "mean_pearson": agreement["mean"],
+                "var_pearson": agreement["var"],
+                "zero_frac_pearson": agreement["zero_frac"],
                 "corr_agreement": corr,
             }
         )
@@ -486,12 +481,13 @@ def summarize_realism(
     For each simulator and metric, with the ``n`` finite values over seeds:
     ``mean``, ``sd`` (``ddof=1``) and ``mean -/+ t_{(1+ci)/2, n-1} sd / sqrt(n)`` (Student t).
     With one seed ``sd`` and the interval are nan. The floor row comes first, the other
-    simulators follow in order of first appearance.
+    simulators follow in order of first appearance. This is
+    :func:`tutorial_kit.stats.summarize_seeds` over the metric columns.
     Taught in ``02_simulation_statistical`` and ``03_simulation_gan``.
 
     Args:
         results: concatenated outputs of :func:`realism` over seeds (columns ``by``, ``seed``
-            and metric columns from :data:`METRICS`).
+            and metric columns from ``tutorial_kit.simulate.evaluation.METRICS``).
         by: the column naming the simulator.
         ci: confidence level in (0, 1).
         floor: the name of the real-versus-real row, which must be present.
@@ -509,7 +505,8 @@ def summarize_realism(
         [['real (split-half)', 0.51], ['toy', 0.82]]
     """
     import pandas as pd
-    from scipy import stats
+
+    from tutorial_kit.stats import summarize_seeds
 
     where = "summarize_realism"
     if not isinstance(results, pd.DataFrame) or results.empty:
@@ -537,18 +534,11 @@ def summarize_realism(
             "floor (see split_half), or name your floor row with floor=..."
         )
     order = [floor] + [n for n in names if n != floor]
-    rows = []
-    labels = results[by].astype(str)
-    for name in order:
-        part = results[labels == name]
-        for metric in metrics:
-            values = part[metric].to_numpy(dtype=float)
-            values = values[np.isfinite(values)]
-            n = int(values.size)
-            mean = float(values.mean()) if n else float("nan")
-            sd = float(values.std(ddof=1)) if n > 1 else float("nan")
-            half = float(stats.t.ppf((1 + ci) / 2, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
-            rows.append((name, metric, n, mean, sd, mean - half, mean + half))
-    out = pd.DataFrame(rows, columns=[by, "metric", "n_seeds", "mean", "sd", "ci_low", "ci_high"])
-    out.attrs.update({"ci": ci, "floor": floor, "interval": "Student t over seeds: mean -/+ t * sd / sqrt(n)"})
+    long = results.assign(**{by: results[by].astype(str)}).melt(
+        id_vars=[by, "seed"], value_vars=metrics, var_name="metric", value_name="value")
+    rank = {(name, metric): i for i, (name, metric) in enumerate((n, m) for n in order for m in metrics)}
+    long = long.iloc[np.argsort([rank[key] for key in zip(long[by], long["metric"])], kind="stable")]
+    out = summarize_seeds(long, by=[by, "metric"], confidence=ci)
+    out = out[[by, "metric", "n_seeds", "mean", "sd", "ci_low", "ci_high"]]
+    out.attrs = {"ci": ci, "floor": floor, "interval": "Student t over seeds: mean -/+ t * sd / sqrt(n)"}
     return out

@@ -61,8 +61,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from tutorial_kit.arrays import to_dense
 from tutorial_kit.simulate._base import GROUP_SEP, as_groupby, group_labels, resolve_n_cells, simulated_adata
-from tutorial_kit.validate import check_counts, check_obs_columns
+from tutorial_kit.validate import check_counts, check_int, check_obs_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -83,26 +84,20 @@ _CHUNK = 4096  # cells generated at once in sample()
 # --------------------------------------------------------------------------- checks
 
 
-def _positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}; got {value!r}.")
-    return int(value)
-
-
 def _check_options(
     epochs: Any, batch_size: Any, latent_dim: Any, hidden: Any, n_critic: Any, gp_weight: Any, lr: Any, betas: Any
 ) -> tuple[int, int, int, tuple[int, ...], int]:
-    epochs = _positive_int(epochs, "epochs")
-    batch_size = _positive_int(batch_size, "batch_size", minimum=2)
-    latent_dim = _positive_int(latent_dim, "latent_dim")
-    n_critic = _positive_int(n_critic, "n_critic")
+    epochs = check_int(epochs, "epochs")
+    batch_size = check_int(batch_size, "batch_size", minimum=2)
+    latent_dim = check_int(latent_dim, "latent_dim")
+    n_critic = check_int(n_critic, "n_critic")
     try:
         hidden = tuple(hidden)
     except TypeError:
         raise ValueError(f"hidden must be a sequence of layer widths, e.g. (256, 512); got {hidden!r}.") from None
     if not hidden:
         raise ValueError("hidden must name at least one layer width, e.g. (256, 512).")
-    hidden = tuple(_positive_int(h, "every hidden layer width") for h in hidden)
+    hidden = tuple(check_int(h, "every hidden layer width") for h in hidden)
     if not _is_number(gp_weight) or gp_weight < 0:
         raise ValueError(f"gp_weight must be a non-negative number (10 in Gulrajani et al.); got {gp_weight!r}.")
     if not _is_number(lr) or lr <= 0:
@@ -121,15 +116,13 @@ def _is_number(value: Any) -> bool:
 def _training_data(adata: "anndata.AnnData", keys: tuple[str, ...], layer: str | None):
     """Dense float32 counts, group labels and library sizes of the training cells, checked."""
     import pandas as pd
-    import scipy.sparse as sp
 
     check_obs_columns(adata, keys, where="fit_gan")
     check_counts(adata, layer=layer, where="fit_gan")
     if adata.n_obs == 0 or adata.n_vars < 2:
         raise ValueError(f"fit_gan needs cells and at least 2 genes; got shape {adata.shape}.")
     raw = adata.X if layer is None else adata.layers[layer]
-    counts = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
-    counts = counts.astype(np.float32)
+    counts = to_dense(raw, dtype=np.float32, copy=True)
     library = counts.sum(axis=1)
     if (library <= 0).any():
         raise ValueError(
@@ -661,12 +654,12 @@ def diversity(adata: "anndata.AnnData", *, groupby: str | Sequence[str] = ("cell
     import pandas as pd
     from scipy.spatial.distance import pdist
 
-    from tutorial_kit.metrics import _embed
+    from tutorial_kit.metrics import embed
 
     if getattr(pca, "n_features_in_", None) is None:
         raise ValueError("diversity needs a fitted PCA (tk.metrics.fit_pca on real cells), so groups are comparable.")
     labels = group_labels(adata, groupby)
-    emb = _embed(adata.X, "adata.X", pca)
+    emb = embed(adata.X, pca=pca, name="adata.X")
     out = {}
     for g in sorted(set(labels)):
         n = int((labels == g).sum())

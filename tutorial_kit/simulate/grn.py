@@ -84,6 +84,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from tutorial_kit.validate import check_int
+
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
     import pandas as pd
@@ -113,12 +115,6 @@ _CHUNK = 1 << 21  # matrix entries sampled per block (bounds memory for large sc
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_int(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    return int(value)
 
 
 def _check_float(value: Any, name: str, *, low: float, high: float = np.inf, low_open: bool = False,
@@ -174,7 +170,6 @@ class GRN:
             label under each kind (columns ``knockout`` and ``activation``).
         leak: the floor of the response curve.
         seed: the seed that built the network.
-        depth: (computed) depth of every gene in the DAG, 0 for genes without parents.
 
     Example:
         >>> grn = make_grn(n_genes=40, n_regulators=6, seed=0)
@@ -308,7 +303,14 @@ class GRN:
 
     # ---- expression and effects
 
-    def _parse(self, perturbation: str) -> list[int]:
+    def positions(self, perturbation: str) -> list[int]:
+        """The positions in :attr:`genes` of the genes that ``perturbation`` names; refuses unknown genes.
+
+        Example:
+            >>> grn = make_grn(n_genes=40, n_regulators=6)
+            >>> grn.positions("TF02+TF01")  # normalized: 'TF01+TF02'
+            [0, 1]
+        """
         from tutorial_kit.data.schema import normalize_perturbation, perturbation_parts
 
         if not isinstance(perturbation, str):
@@ -345,7 +347,7 @@ class GRN:
         _check_kind(kind)
         kd, act = _check_strength(knockdown, activation)
         factor = np.ones(len(self.genes) + 1)
-        factor[self._parse(perturbation)] = kd if kind == "knockout" else act
+        factor[self.positions(perturbation)] = kd if kind == "knockout" else act
         levels, par, wts, ctrl = self._tables
         x = np.ones(len(self.genes) + 1)
         for idx, z_ctrl in zip(levels, ctrl):
@@ -482,11 +484,11 @@ def make_grn(*, n_genes: int = 200, n_regulators: int = 20, max_parents: int = 3
     """
     import pandas as pd
 
-    n_regulators = _check_int(n_regulators, "n_regulators", minimum=6)
-    n_genes = _check_int(n_genes, "n_genes", minimum=1)
-    max_parents = _check_int(max_parents, "max_parents", minimum=2)
+    n_regulators = check_int(n_regulators, "n_regulators", minimum=6)
+    n_genes = check_int(n_genes, "n_genes", minimum=1)
+    max_parents = check_int(max_parents, "max_parents", minimum=2)
     p_activation = _check_float(p_activation, "p_activation", low=0.0, high=1.0)
-    seed = _check_int(seed, "seed", minimum=0)
+    seed = check_int(seed, "seed", minimum=0)
     modules = _module_members(n_regulators)
     gated = [m for m in modules if len(m) >= 3]
     need = 2 * n_regulators + GATE_TARGETS * len(gated)
@@ -582,7 +584,7 @@ def _resolve_perturbations(grn: GRN, perturbations: Sequence[str] | str | None) 
         raise ValueError("perturbations is empty; pass None for the default screen or names such as "
                          "['TF01', 'TF01+TF02'].")
     for p in raw:
-        grn._parse(p)
+        grn.positions(p)
     names = [normalize_perturbation(p) for p in raw]
     if CONTROL in names:
         raise ValueError("'control' is not a perturbation here: control cells are added by n_control.")
@@ -663,15 +665,15 @@ def simulate_perturbseq(grn: GRN, *, perturbations: Sequence[str] | str | None =
     if not isinstance(grn, GRN):
         raise ValueError(f"grn must be a GRN from tk.simulate.make_grn(...); got {type(grn).__name__}.")
     _check_kind(kind)
-    n_cells = _check_int(n_cells, "n_cells", minimum=1)
-    n_control = _check_int(n_control, "n_control", minimum=1)
+    n_cells = check_int(n_cells, "n_cells", minimum=1)
+    n_control = check_int(n_control, "n_control", minimum=1)
     dispersion = _check_float(dispersion, "dispersion", low=0.0, hint="Use 0 for Poisson counts.")
     if library_size is not None:
         library_size = _check_float(library_size, "library_size", low=0.0, low_open=True,
                                     hint="It is the mean total count of a control cell, or None.")
     library_sdlog = _check_float(library_sdlog, "library_sdlog", low=0.0)
     knockdown, activation = _check_strength(knockdown, activation)
-    seed = _check_int(seed, "seed", minimum=0)
+    seed = check_int(seed, "seed", minimum=0)
     names = _resolve_perturbations(grn, perturbations)
 
     strength = {"knockdown": knockdown, "activation": activation}

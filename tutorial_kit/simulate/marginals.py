@@ -378,7 +378,13 @@ def _fit_all(cs: _Counts, families: Sequence[str]) -> dict[str, tuple[dict[str, 
     return {f: out[f] for f in families}
 
 
-def _check_families(families: Any, where: str = "fit_marginals") -> tuple[str, ...]:
+def check_families(families: Any, where: str = "fit_marginals") -> tuple[str, ...]:
+    """The marginal families to try, checked, in the order of :data:`FAMILIES`.
+
+    Example:
+        >>> check_families(["zinb", "poisson"])
+        ('poisson', 'zinb')
+    """
     fams = (families,) if isinstance(families, str) else tuple(families)
     unknown = [f for f in fams if f not in FAMILIES]
     if not fams or unknown or len(set(fams)) != len(fams):
@@ -388,7 +394,13 @@ def _check_families(families: Any, where: str = "fit_marginals") -> tuple[str, .
     return tuple(f for f in FAMILIES if f in fams)
 
 
-def _check_criterion(criterion: Any, where: str) -> str:
+def check_criterion(criterion: Any, where: str = "fit_marginals") -> str:
+    """The model-selection criterion, checked against :data:`CRITERIA`.
+
+    Example:
+        >>> check_criterion("bic")
+        'bic'
+    """
     if criterion not in CRITERIA:
         raise ValueError(f"{where}: criterion must be one of {CRITERIA} (lower is better); got {criterion!r}.")
     return criterion
@@ -436,8 +448,8 @@ def fit_marginals(
     import pandas as pd
 
     where = "fit_marginals"
-    fams = _check_families(families, where)
-    criterion = _check_criterion(criterion, where)
+    fams = check_families(families, where)
+    criterion = check_criterion(criterion, where)
     cs = _Counts(counts, where)
     if gene_names is None:
         names = pd.Index([str(i) for i in range(cs.g)], name="gene")
