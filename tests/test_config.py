@@ -134,3 +134,30 @@ def test_versions_and_benchmark():
     assert len(df) == (2 if torch.cuda.is_available() else 1)
     with pytest.raises(ValueError, match="must be positive"):
         config.benchmark_matmul(size=0)
+
+
+def test_adam_is_fused_on_cpu_and_takes_the_default_adam_step():
+    import torch
+
+    torch.manual_seed(0)
+    start = torch.randn(50, 7)
+    weights = {}
+    for kind in ("fused", "default"):
+        w = torch.nn.Parameter(start.clone())
+        opt = config.adam([w], lr=0.05, weight_decay=1e-3) if kind == "fused" else torch.optim.Adam([w], lr=0.05, weight_decay=1e-3)
+        assert bool(opt.defaults.get("fused")) is (kind == "fused")
+        for _ in range(20):
+            opt.zero_grad()
+            ((w - 1) ** 2).sum().backward()
+            opt.step()
+        weights[kind] = w.detach()
+    torch.testing.assert_close(weights["fused"], weights["default"], rtol=1e-5, atol=1e-6)
+
+
+def test_adam_keeps_the_default_where_there_is_no_fused_kernel():
+    import torch
+
+    half = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    assert config.adam([half], lr=0.1, fused=False).defaults["fused"] is False  # an explicit choice is kept
+    meta = torch.nn.Parameter(torch.ones(3, device="meta"))
+    assert not config.adam([meta], lr=0.1).defaults.get("fused")  # no fused kernel for this device: plain Adam

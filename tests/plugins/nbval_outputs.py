@@ -3,7 +3,7 @@
 nbval executes every code cell of a notebook in a kernel and checks it, but throws the outputs
 away. With ``-p nbval_outputs --nbval-keep-outputs DIR`` (``tests/plugins`` on ``PYTHONPATH``),
 this plugin writes each notebook that passed, with the outputs of that very run, to
-``DIR/<notebook>.ipynb``, and the wall time of every cell to ``DIR/<notebook>.cells.tsv``.
+``DIR/<notebook>.ipynb``, and the wall time of every code cell (with its first line, to find it) to ``DIR/<notebook>.cells.tsv``.
 ``book/build.py --from-executed DIR`` then renders those notebooks without executing them again,
 so CI executes every notebook exactly once (tests/test_notebooks.py, tests/test_book.py).
 
@@ -40,7 +40,8 @@ def pytest_runtest_call(item):
     yield
     if _is_cell(item):
         record = _STASH.setdefault(str(item.parent.path), {"nb": None, "failed": False, "cells": [], "count": 0})
-        record["cells"].append((item.name, time.perf_counter() - start))
+        first = next((line.strip() for line in item.cell.source.splitlines() if line.strip()), "")
+        record["cells"].append((item.name, time.perf_counter() - start, first[:100].replace("\t", " ")))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -89,8 +90,8 @@ def pytest_sessionfinish(session, exitstatus):
             "executed_by": "nbval",
             "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
             "tier": os.environ.get("TUTORIAL_KIT_TIER", "ci"),
-            "seconds": round(sum(s for _, s in record["cells"]), 1),
+            "seconds": round(sum(c[1] for c in record["cells"]), 1),
         }
         _write_atomic(kept, nbformat.writes(nb))
-        lines = ["cell\tseconds"] + [f"{name}\t{seconds:.2f}" for name, seconds in record["cells"]]
+        lines = ["cell\tseconds\tfirst line"] + [f"{name}\t{seconds:.2f}\t{first}" for name, seconds, first in record["cells"]]
         _write_atomic(folder / f"{source.stem}.cells.tsv", "\n".join(lines) + "\n")

@@ -173,3 +173,32 @@ def test_lightning_start_up_notes_are_hidden_during_fit(toy_split):
     for note in ("Global seed set", "GPU available", "TPU available"):
         assert not [m for m in seen if note in m], f"{note!r} was logged during fit: {seen}"
     assert {name: logging.getLogger(name).level for name in names} == before  # restored after fit
+
+
+def test_training_uses_the_fused_adam_and_restores_scvi(toy_split, monkeypatch):
+    import scvi.model.base._training_mixin as mixin
+    import torch
+    from scvi.train import TrainingPlan
+
+    made = []
+    real_adam = tk.config.adam
+
+    def recording_adam(params, **kwargs):
+        optimizer = real_adam(params, **kwargs)
+        made.append((optimizer, kwargs))
+        return optimizer
+
+    monkeypatch.setattr(tk.config, "adam", recording_adam)
+    ScGen(seed=0, early_stopping=False, **SMALL).fit(toy_split.train, epochs=1, progress=False)
+    assert len(made) == 1, "scGen's training plan did not build its optimizer with tk.config.adam"
+    optimizer, kwargs = made[0]
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["fused"] is True
+    assert kwargs == {"lr": 1e-3, "eps": 0.01, "weight_decay": 1e-6}, "scvi-tools' own Adam settings must be kept"
+    assert mixin.TrainingPlan is TrainingPlan, "scvi-tools' TrainingPlan was not restored after the fit"
+
+
+def test_fused_adam_gives_the_losses_of_the_default_adam(toy_split, monkeypatch):
+    fused = ScGen(seed=0, early_stopping=False, **SMALL).fit(toy_split.train, epochs=3, progress=False)
+    monkeypatch.setattr(tk.config, "adam", lambda params, **kwargs: __import__("torch").optim.Adam(params, **kwargs))
+    default = ScGen(seed=0, early_stopping=False, **SMALL).fit(toy_split.train, epochs=3, progress=False)
+    np.testing.assert_allclose(fused.history_["train_loss"], default.history_["train_loss"], rtol=1e-3)

@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tutorial_kit.arrays import to_dense
+from tutorial_kit.config import adam
 from tutorial_kit.models.base import PerturbationModel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -292,7 +293,7 @@ class ScPRAM(PerturbationModel):
             self.module_ = self._build(adata.n_vars).to(self.device)
         gen = torch.Generator(device=self.device).manual_seed(self.seed)
         order_gen = torch.Generator().manual_seed(self.seed)
-        optim = torch.optim.Adam(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optim = adam(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         rows = []
         self.module_.train()
         bar = tqdm(range(1, epochs + 1), desc="scPRAM", unit="epoch", disable=not progress)

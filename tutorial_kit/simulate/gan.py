@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from tutorial_kit.arrays import to_dense
+from tutorial_kit.config import adam
 from tutorial_kit.simulate._base import GROUP_SEP, as_groupby, group_labels, resolve_n_cells, simulated_adata
 from tutorial_kit.validate import check_counts, check_int, check_obs_columns
 
@@ -311,8 +312,8 @@ class _Training:
         _start_at_group_means(self.generator, counts, library, code)
         self.generator.to(device)
         self.critic_net.to(device)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
-        self.opt_c = torch.optim.Adam(self.critic_net.parameters(), lr=lr, betas=betas)
+        self.opt_g = adam(self.generator.parameters(), lr=lr, betas=betas)
+        self.opt_c = adam(self.critic_net.parameters(), lr=lr, betas=betas)
         self.gen = torch.Generator(device=device).manual_seed(seed)
         self.latent_dim, self.gp_weight, self.critic_input, self.device = latent_dim, gp_weight, critic_input, device
         self.steps = 0
