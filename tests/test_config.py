@@ -157,7 +157,7 @@ def test_adam_is_fused_on_cpu_and_takes_the_default_adam_step():
 def test_adam_keeps_the_default_where_there_is_no_fused_kernel():
     import torch
 
-    half = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
-    assert config.adam([half], lr=0.1, fused=False).defaults["fused"] is False  # an explicit choice is kept
+    w = torch.nn.Parameter(torch.ones(3))
+    assert config.adam([w], lr=0.1, fused=False).defaults["fused"] is False  # an explicit choice is kept
     meta = torch.nn.Parameter(torch.ones(3, device="meta"))
     assert not config.adam([meta], lr=0.1).defaults.get("fused")  # no fused kernel for this device: plain Adam

@@ -8,7 +8,9 @@ notebook exactly once.
 Time budgets are benchmarks, not pass/fail limits: this machine's run-to-run noise is 10-40%.
 Every notebook's time and budget go to ``test-output/notebook-times.tsv`` and to the table that
 tests/conftest.py prints at the end of the run, where a notebook over its budget is flagged.
-Only a runaway (more than ``RUNAWAY`` times its budget) fails.
+No test asserts a time. The one guard against a hang is nbval's cell timeout, ``RUNAWAY`` times
+the notebook's whole budget for any single cell: a cell that slow fails as an error of nbval, and
+the table marks the notebook RUNAWAY.
 """
 
 import os
@@ -26,7 +28,7 @@ EXECUTED = OUTPUT / "executed"  # the notebooks with this run's outputs, rendere
 TIMES = OUTPUT / "notebook-times.tsv"
 BUDGET_S = 180  # each CI-tier notebook: about 3 minutes on a 2-core CPU (a benchmark)
 BUDGETS_S = {"10_benchmarking.ipynb": 300}  # the whole benchmark of session 10: about 5 minutes
-RUNAWAY = 3  # only a notebook slower than 3 x its budget fails the run
+RUNAWAY = 3  # nbval stops a cell that runs longer than 3 x its notebook's budget (a hang)
 
 
 def budget(notebook: str) -> int:
@@ -58,7 +60,7 @@ def test_notebook_executes(notebook, env_python):
     elapsed = time.perf_counter() - start
     limit = budget(notebook)
     if proc.returncode != 0:
-        status = "FAILED"
+        status = "RUNAWAY" if elapsed > RUNAWAY * limit else "FAILED"
     elif elapsed > RUNAWAY * limit:
         status = "RUNAWAY"
     elif elapsed > limit:
@@ -69,9 +71,7 @@ def test_notebook_executes(notebook, env_python):
     with open(TIMES, "a") as fh:  # read by the summary table of tests/conftest.py and by .ci/run
         fh.write(f"{notebook}\t{kernel}\t{elapsed:.1f}\t{limit}\t{status}\n")
     print(f"[notebooks] {notebook}: {elapsed:.1f} s in kernel {kernel} (budget {limit} s): {status}")
-    assert proc.returncode == 0, f"{notebook} failed under nbval:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+    hang = " (a cell ran past nbval's timeout: a hang, full-size data at the CI tier, or a missing epoch budget)" \
+        if status == "RUNAWAY" else ""
+    assert proc.returncode == 0, f"{notebook} failed under nbval{hang}:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
     assert (EXECUTED / notebook).is_file(), f"nbval passed but kept no executed copy of {notebook}:\n{proc.stdout[-3000:]}"
-    assert elapsed <= RUNAWAY * limit, (
-        f"{notebook} ran away: {elapsed:.0f} s, more than {RUNAWAY} x its {limit} s budget. "
-        "Something is badly wrong (a hang, a full-size data set at the CI tier, a missing epoch budget)."
-    )

@@ -175,7 +175,7 @@ def get_device(prefer: str | None = None) -> str:
 
 
 def adam(params, **kwargs):
-    """``torch.optim.Adam`` with PyTorch's fused kernel on CPU and CUDA: the same update, several times faster.
+    """``torch.optim.Adam`` with PyTorch's fused kernel on CPU and CUDA: the same update, computed faster.
 
     The default Adam updates each weight tensor in its own loop of small operations; the fused
     kernel does all of them in one pass. For networks whose time goes into the update rather than
