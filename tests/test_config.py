@@ -161,3 +161,100 @@ def test_adam_keeps_the_default_where_there_is_no_fused_kernel():
     assert config.adam([w], lr=0.1, fused=False).defaults["fused"] is False  # an explicit choice is kept
     meta = torch.nn.Parameter(torch.ones(3, device="meta"))
     assert not config.adam([meta], lr=0.1).defaults.get("fused")  # no fused kernel for this device: plain Adam
+
+
+def test_cuda_requested_without_cuda_is_a_clear_error(monkeypatch):
+    """TUTORIAL_KIT_DEVICE=cuda on a machine without CUDA fails and says what to do, for either torch build."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("TUTORIAL_KIT_DEVICE", "cuda")
+    monkeypatch.setattr(torch.version, "cuda", None)  # the CPU build of the environment files
+    with pytest.raises(RuntimeError, match=r"CUDA is not available.*CPU build.*build\.py core --cuda"):
+        config.get_device()
+    monkeypatch.setattr(torch.version, "cuda", "12.8")  # a CUDA build on a machine whose GPU is not visible
+    with pytest.raises(RuntimeError, match=r"CUDA is not available.*CUDA 12\.8 but sees no GPU.*nvidia-smi"):
+        config.get_device()
+    monkeypatch.setenv("TUTORIAL_KIT_DEVICE", "cpu")
+    assert config.get_device() == "cpu"
+
+
+def test_cuda_device_index_must_exist(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert config.get_device("cuda") == "cuda:0"
+    assert config.get_device("cuda:1") == "cuda:1"
+    with pytest.raises(RuntimeError, match=r"'cuda:2' was requested but this machine has 2 GPU\(s\), cuda:0 to cuda:1"):
+        config.get_device("cuda:2")
+
+
+def test_devices_reports_what_each_framework_sees_here():
+    import torch
+
+    table = config.devices()
+    assert list(table["framework"]) == ["torch", "jax"]
+    row = table.set_index("framework").loc["torch"]
+    assert row["version"] == torch.__version__
+    assert row["cuda_build"] == (torch.version.cuda is not None)
+    assert row["devices"].split(", ")[0] == "cpu"
+    assert (row["devices"] != "cpu") == torch.cuda.is_available()
+    if not torch.cuda.is_available() and torch.version.cuda is None:
+        assert "build.py core --cuda" in row["note"]
+
+
+def test_devices_lists_gpus_and_names_the_fix_when_jax_is_missing(monkeypatch):
+    import importlib.util
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"NVIDIA H200 #{i}")
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real_find_spec(name, *a))
+    table = config.devices().set_index("framework")
+    assert table.loc["torch", "devices"] == "cpu, cuda:0 (NVIDIA H200 #0), cuda:1 (NVIDIA H200 #1)"
+    assert bool(table.loc["torch", "cuda_build"]) and table.loc["torch", "note"] == ""
+    assert table.loc["jax", "version"] == "not installed" and not table.loc["jax", "cuda_build"]
+    assert "scvi-tools[jax]" in table.loc["jax", "note"]
+
+
+def test_devices_asks_jax_for_gpus_without_reserving_their_memory(monkeypatch):
+    import importlib.machinery
+    import types
+    from importlib import metadata
+
+    gpu = types.SimpleNamespace(id=0, platform="gpu", device_kind="NVIDIA H200")
+
+    def fake_devices(backend=None):
+        return [types.SimpleNamespace(id=0, platform="cpu", device_kind="cpu")] if backend == "cpu" else [gpu]
+
+    def fake_jax(devices):
+        module = types.ModuleType("jax")
+        module.__spec__ = importlib.machinery.ModuleSpec("jax", None)
+        module.__version__, module.devices = "0.10.2", devices
+        return module
+
+    monkeypatch.setitem(sys.modules, "jax", fake_jax(fake_devices))
+    real_version = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda d: "0.10.2" if d == "jax-cuda12-plugin" else real_version(d))
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    row = config.devices().set_index("framework").loc["jax"]
+    assert row["version"] == "0.10.2" and bool(row["cuda_build"])
+    assert row["devices"] == "cpu, gpu:0 (NVIDIA H200)" and row["note"] == ""
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")  # an instructor's own choice is kept
+    config.devices()
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
+
+    def no_gpu(backend=None):
+        if backend == "gpu":
+            raise RuntimeError("Unknown backend: 'gpu' requested")
+        return fake_devices("cpu")
+
+    monkeypatch.setitem(sys.modules, "jax", fake_jax(no_gpu))
+    row = config.devices().set_index("framework").loc["jax"]
+    assert row["devices"] == "cpu" and "no GPU visible" in row["note"]

@@ -29,6 +29,7 @@ __all__ = [
     "benchmark_matmul",
     "default_seed",
     "describe",
+    "devices",
     "epochs",
     "get_device",
     "get_tier",
@@ -166,9 +167,21 @@ def get_device(prefer: str | None = None) -> str:
     has_cuda = torch.cuda.is_available()
     if wanted:
         if not has_cuda:
+            why = (
+                f"this torch ({torch.__version__}) is a CPU build: on a GPU server, build the CUDA environment "
+                "with `python3 environments/build.py core --cuda` (book/setup.md, 'GPU server')"
+                if torch.version.cuda is None
+                else f"this torch is built for CUDA {torch.version.cuda} but sees no GPU: check `nvidia-smi` "
+                "(driver and GPU) and CUDA_VISIBLE_DEVICES"
+            )
             raise RuntimeError(
-                f"Device {wanted!r} was requested but CUDA is not available on this machine. "
-                "Unset TUTORIAL_KIT_DEVICE (or set it to 'cpu')."
+                f"Device {wanted!r} was requested but CUDA is not available on this machine: {why}. "
+                "Or unset TUTORIAL_KIT_DEVICE (or set it to 'cpu')."
+            )
+        if wanted.startswith("cuda:") and wanted[5:].isdigit() and int(wanted[5:]) >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"Device {wanted!r} was requested but this machine has {torch.cuda.device_count()} GPU(s), "
+                f"cuda:0 to cuda:{torch.cuda.device_count() - 1}."
             )
         return "cuda:0" if wanted == "cuda" else wanted
     return "cuda:0" if has_cuda else "cpu"
@@ -268,6 +281,74 @@ def describe() -> dict[str, str]:
         "cache": str(cache_dir()),
         "mirror": str(mirror) if mirror else "(none: set TUTORIAL_KIT_MIRROR)",
     }
+
+
+def devices():
+    """Which devices each framework of the course sees: PyTorch (most models) and JAX (pertpy's scGen).
+
+    Each framework finds its GPUs on its own, and each needs its CUDA build to find any: the
+    environment files install the CPU builds, ``python3 environments/build.py core --cuda``
+    the CUDA ones. torch and jax are imported here, lazily; jax is optional. Before jax starts,
+    ``XLA_PYTHON_CLIENT_PREALLOCATE`` is set to ``false`` unless it is set already, so that
+    looking at the devices does not reserve three quarters of the GPU's memory for this process.
+
+    Returns:
+        A DataFrame with one row per framework (``torch``, ``jax``): ``framework``, ``version``
+        (``'not installed'`` when missing), ``cuda_build`` (whether it is a CUDA build),
+        ``devices`` (the devices it sees, e.g. ``'cpu'`` or ``'cpu, cuda:0 (NVIDIA H200)'``)
+        and ``note`` (what to do when it is missing or sees no GPU; empty otherwise).
+
+    Example:
+        >>> import tutorial_kit as tk
+        >>> table = tk.config.devices()
+        >>> list(table.columns), list(table["framework"])
+        (['framework', 'version', 'cuda_build', 'devices', 'note'], ['torch', 'jax'])
+    """
+    import importlib.util
+
+    import pandas as pd
+
+    build_hint = "on a GPU server: python3 environments/build.py core --cuda"
+    rows = []
+    if importlib.util.find_spec("torch") is None:
+        rows.append({"framework": "torch", "version": "not installed", "cuda_build": False, "devices": "",
+                     "note": "build the session environment: python3 environments/build.py core"})
+    else:
+        import torch
+
+        cuda_build = torch.version.cuda is not None
+        seen = ["cpu"]
+        if torch.cuda.is_available():
+            seen += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+        note = "" if len(seen) > 1 else (
+            f"CUDA {torch.version.cuda} build, but no GPU visible: check nvidia-smi" if cuda_build else f"CPU build; {build_hint}"
+        )
+        rows.append({"framework": "torch", "version": torch.__version__, "cuda_build": cuda_build,
+                     "devices": ", ".join(seen), "note": note})
+    if importlib.util.find_spec("jax") is None:
+        rows.append({"framework": "jax", "version": "not installed", "cuda_build": False, "devices": "",
+                     "note": "optional, for pertpy's scGen: pip install 'scvi-tools[jax]' (in the core environment)"})
+    else:
+        from importlib import metadata
+
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        import jax
+
+        plugins = []
+        for dist in ("jax-cuda12-plugin", "jax-cuda13-plugin"):
+            try:
+                plugins.append(metadata.version(dist))
+            except metadata.PackageNotFoundError:
+                pass
+        seen = ["cpu"]
+        try:
+            seen += [f"gpu:{d.id} ({d.device_kind})" for d in jax.devices("gpu")]
+        except RuntimeError:  # no gpu backend: a CPU jaxlib, or no GPU visible
+            pass
+        note = "" if len(seen) > 1 else ("CUDA plugin installed, but no GPU visible: check nvidia-smi" if plugins else f"CPU build; {build_hint}")
+        rows.append({"framework": "jax", "version": jax.__version__, "cuda_build": bool(plugins),
+                     "devices": ", ".join(seen), "note": note})
+    return pd.DataFrame(rows, columns=["framework", "version", "cuda_build", "devices", "note"])
 
 
 COURSE_PACKAGES = ("tutorial_kit", "numpy", "scipy", "pandas", "anndata", "scanpy", "scikit-learn", "torch", "pertpy", "matplotlib")

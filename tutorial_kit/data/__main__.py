@@ -7,6 +7,8 @@ Taught in ``00_setup_check``. Subcommands:
 * ``fill --tier ci|workshop [--dest DIR] [--allow-unverified]``: fetch a whole tier into the
   cache, or build a mirror folder (a USB stick) with ``--dest``; prints a report and exits
   with status 1 when any file failed.
+* ``hash FILE...``: the SHA-256 of local files, in the ``sha256sum`` format (to register your
+  own file with ``tk.data.register`` or a ``TUTORIAL_KIT_REGISTRY`` TOML file).
 * ``path NAME``: where the file is now (cache, else mirror), without hashing or downloading;
   exits with status 1, printing where to put it, when there is no local copy.
 
@@ -28,10 +30,12 @@ environment variables:
   TUTORIAL_KIT_MIRROR   a folder with the course files in the cache layout, used before the
                         network (CI: ../shared/data; a workshop: a USB stick)
   TUTORIAL_KIT_OFFLINE  1 forbids network access
+  TUTORIAL_KIT_REGISTRY TOML file(s) of your own entries ([[file]] name, path or url, sha256)
 
 examples:
   python -m tutorial_kit.data status --tier ci
   python -m tutorial_kit.data fetch kang2018_scgen_valid.h5ad
+  python -m tutorial_kit.data hash /data/my_screen.h5ad    # then register it with this sha256
   python -m tutorial_kit.data fill --tier workshop --dest /media/usb/tutorial_kit --allow-unverified
   export TUTORIAL_KIT_MIRROR=/media/usb/tutorial_kit   # on each participant's laptop
 """
@@ -79,8 +83,22 @@ def _cmd_fill(args: argparse.Namespace) -> int:
     return 1 if failed.any() else 0
 
 
+def _cmd_hash(args: argparse.Namespace) -> int:
+    rc = 0
+    for name in args.files:
+        try:
+            print(f"{registry.file_hash(name)}  {name}")
+        except OSError as exc:
+            print(f"error: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
 def _cmd_path(args: argparse.Namespace) -> int:
     entry = registry.lookup(args.name)
+    if entry.local is not None:
+        print(entry.local)
+        return 0
     cached = registry.cache_dir() / entry.name
     mirror = registry.mirror_dir()
     if cached.is_file():
@@ -133,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_fill)
+
+    p = sub.add_parser("hash", help="print the SHA-256 of local files (to register your own data)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=_cmd_hash)
 
     p = sub.add_parser("path", help="print where a file is now (cache, else mirror); no download")
     p.add_argument("name", metavar="NAME")

@@ -25,47 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tutorial_kit.data.registry import REGISTRY, fetch
-from tutorial_kit.data.schema import CONTROL, check_schema, normalize_perturbation, normalize_perturbations
+from tutorial_kit.data._checks import X_LOG1P_CP10K
+from tutorial_kit.data._checks import expect as _expect
+from tutorial_kit.data._checks import expect_columns as _expect_columns
+from tutorial_kit.data._checks import finish as _finish
+from tutorial_kit.data._checks import provenance as _provenance
+from tutorial_kit.data.registry import fetch
+from tutorial_kit.data.schema import CONTROL, normalize_perturbations
 from tutorial_kit.data.schema import log1p_cp10k as _log1p_cp10k
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
     import pandas as pd
-
-X_LOG1P_CP10K = "log1p(counts per 10,000), computed by tutorial_kit from layers['counts']"
-
-
-def _expect(condition: bool, dataset: str, message: str) -> None:
-    if not condition:
-        raise ValueError(
-            f"{dataset}: the file does not look as expected ({message}). "
-            "It may be a different version of the dataset; delete it from the cache "
-            "(tk.data.cache_dir()) and load again, or report the problem."
-        )
-
-
-def _expect_columns(frame: "pd.DataFrame", columns: list[str], dataset: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    _expect(not missing, dataset, f"missing columns {missing}; found {list(frame.columns)}")
-
-
-def _provenance(adata: "anndata.AnnData", name: str, files: list[str], x: str) -> None:
-    adata.uns["tutorial_kit"] = {
-        "dataset": name,
-        "X": x,
-        "has_counts": "counts" in adata.layers,
-        "files": files,
-        "urls": [REGISTRY[f].urls[0] for f in files],
-    }
-
-
-def _finish(adata: "anndata.AnnData", name: str) -> "anndata.AnnData":
-    for col in ("perturbation", "condition", "cell_type", "dataset"):
-        adata.obs[col] = adata.obs[col].astype(str).astype("category")
-    check_schema(adata, where=name)
-    return adata
-
 
 def load_kang_scgen_valid() -> "anndata.AnnData":
     """Kang 2018 PBMC, control vs IFN-beta: scGen's validation split (CI tier of sessions 04, 05, 10).
@@ -342,6 +313,95 @@ def load_parse_guides() -> "anndata.AnnData":
     adata.obsm["guide_counts"] = guide_counts
     adata.var_names_make_unique()
     _provenance(adata, name, files, X_LOG1P_CP10K)
+    return _finish(adata, name)
+
+
+def _dgt_to_csr(mat: Any, dataset: str) -> Any:
+    """An R ``dgTMatrix`` (genes x cells, triplets with 0-based ``i``, ``j``) as a cells x genes CSR matrix."""
+    import scipy.sparse as sp
+
+    for slot in ("i", "j", "x", "Dim"):
+        _expect(hasattr(mat, slot), dataset, f"triplet matrix without slot {slot!r}")
+    n_rows, n_cols = (int(v) for v in mat.Dim)
+    coo = sp.coo_matrix((np.asarray(mat.x), (np.asarray(mat.i), np.asarray(mat.j))), shape=(n_rows, n_cols))
+    return coo.T.tocsr()
+
+
+PAPALEXI_TARGETS_MEASURED = ("CMTM6", "IFNGR2", "JAK2", "NFKBIA", "STAT1", "STAT2", "STAT3", "TNFRSF14", "UBE2L6")
+"""The 9 knockout targets among the 299 genes of the CI file (the other 17 targets are not measured)."""
+
+
+def load_papalexi2021() -> "anndata.AnnData":
+    """Papalexi 2021 ECCITE-seq knockout screen in THP-1 cells: expression and guide UMI counts (sessions 01, 09).
+
+    The low-MOI example of the sceptredata R package, read in pure Python with ``rdata``:
+    20,729 cells x 299 genes (raw UMI counts: a random subset of genes plus 9 of the 26
+    knockout targets, :data:`PAPALEXI_TARGETS_MEASURED`), and the UMI counts of 110 guides
+    (3-4 guides for each of 26 genes, and 9 non-targeting guides) in ``obsm['guide_counts']``.
+    The file has no cell barcodes: cells are named ``cell_1``, ... in column order.
+
+    Guides are not yet assigned to cells: ``obs['perturbation']`` is ``'unassigned'`` until
+    guide calling (``tk.qc.call_guides`` then ``tk.qc.assign_guides`` with
+    ``guide_targets=adata.uns['guide_targets']``) replaces it, as taught in notebook 01.
+    ``obs``: ``perturbation``, ``condition`` (``'IFN-gamma'``: every cell was stimulated),
+    ``cell_type`` (``'THP-1'``), ``replicate`` (``'rep_1'`` to ``'rep_3'``), ``guide_umis``, ``dataset``.
+    ``uns['guide_targets']``: guide -> target gene (``'non-targeting'`` for controls).
+
+    Published layout (sceptredata ``data/lowmoi_example_data.rda``): an R list with
+    ``response_matrix`` (genes x cells ``dgTMatrix``, gene symbols as row names),
+    ``grna_matrix`` (guides x cells ``dgTMatrix``), ``grna_target_data_frame`` (``grna_id``,
+    ``grna_target``) and ``extra_covariates`` (``bio_rep``).
+
+    Example:
+        >>> import tutorial_kit as tk
+        >>> adata = tk.data.load_papalexi2021()
+        >>> adata.shape, adata.obsm["guide_counts"].shape[1]
+        ((20729, 299), 110)
+    """
+    import anndata as ad
+    import pandas as pd
+
+    name = "papalexi2021_sceptre/lowmoi_example_data.rda"
+    dataset = "papalexi2021_sceptre"
+    objects = _rdata_read(fetch(name))
+    _expect("lowmoi_example_data" in objects, name, f"objects {list(objects)}, expected 'lowmoi_example_data'")
+    data = objects["lowmoi_example_data"]
+    _expect(
+        {"response_matrix", "grna_matrix", "grna_target_data_frame", "extra_covariates"} <= set(map(str, data)),
+        name,
+        f"list elements {list(map(str, data))}",
+    )
+    counts = _dgt_to_csr(data["response_matrix"], name).astype(np.int32)
+    guides = _dgt_to_csr(data["grna_matrix"], name).astype(np.int32)
+    genes = np.asarray(data["response_matrix"].Dimnames[0]).astype(str)
+    guide_ids = np.asarray(data["grna_matrix"].Dimnames[0]).astype(str)
+    targets = data["grna_target_data_frame"]
+    covariates = data["extra_covariates"]
+    _expect_columns(targets, ["grna_id", "grna_target"], name)
+    _expect_columns(covariates, ["bio_rep"], name)
+    _expect(counts.shape == (20729, 299), name, f"expression {counts.shape}, expected (20729, 299)")
+    _expect(guides.shape == (20729, 110), name, f"guide matrix {guides.shape}, expected (20729, 110)")
+    _expect(set(targets["grna_id"].astype(str)) == set(guide_ids), name, "guide table and guide matrix differ")
+    _expect(len(covariates) == counts.shape[0], name, f"{len(covariates)} covariate rows for {counts.shape[0]} cells")
+    cells = pd.Index([f"cell_{i + 1}" for i in range(counts.shape[0])])
+    guide_counts = pd.DataFrame(guides.toarray(), index=cells, columns=guide_ids)
+    obs = pd.DataFrame(
+        {
+            "perturbation": "unassigned",
+            "condition": "IFN-gamma",
+            "cell_type": "THP-1",
+            "replicate": covariates["bio_rep"].astype(str).to_numpy(),
+            "guide_umis": guide_counts.sum(axis=1).to_numpy(),
+            "dataset": dataset,
+        },
+        index=cells,
+    )
+    adata = ad.AnnData(X=_log1p_cp10k(counts), obs=obs, var=pd.DataFrame(index=pd.Index(genes)))
+    adata.layers["counts"] = counts
+    adata.obsm["guide_counts"] = guide_counts
+    adata.uns["guide_targets"] = dict(zip(targets["grna_id"].astype(str), targets["grna_target"].astype(str)))
+    adata.var_names_make_unique()
+    _provenance(adata, dataset, [name], X_LOG1P_CP10K)
     return _finish(adata, name)
 
 

@@ -83,7 +83,12 @@ __all__ = [
     "fill_cache",
     "lookup",
     "mirror_dir",
+    "register",
+    "register_file",
+    "registered",
+    "resolve",
     "status",
+    "unregister",
 ]
 
 CHUNK = 1 << 20
@@ -142,6 +147,10 @@ class Entry:
         description: what the file holds.
         source: where it comes from: ``repo@commit:path`` or a publication / archive record.
         hash_source: who published the hash (and whether tutorial_kit checked it).
+        local: for a file registered with :func:`register` ``path=``: the local file, used in
+            place (like a mirror file: checked, never written).
+        stands_for: for a registered file: the built-in entry whose published layout it has;
+            at the workshop tier its loader reads this file instead (see :func:`register`).
 
     Example:
         >>> entry = REGISTRY["kang2018_scgen_valid.h5ad"]
@@ -159,11 +168,13 @@ class Entry:
     description: str = ""
     source: str = ""
     hash_source: str = ""
+    local: str | None = None
+    stands_for: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "urls", tuple(self.urls))
-        if not self.urls:
-            raise ValueError(f"Entry {self.name!r} needs at least one URL.")
+        if not self.urls and not self.local:
+            raise ValueError(f"Entry {self.name!r} needs at least one URL (or a local path).")
         if self.tier not in TIERS:
             raise ValueError(f"Entry {self.name!r}: tier must be one of {TIERS}, got {self.tier!r}.")
         if not self.name or self.name.startswith("/") or ".." in self.name.split("/") or "\\" in self.name:
@@ -383,6 +394,307 @@ REGISTRY: dict[str, Entry] = {entry.name: entry for entry in (*_CI_ENTRIES, *_WO
 
 
 # --------------------------------------------------------------------------------------
+# Your own files: register a local file or a URL with its sha256
+# --------------------------------------------------------------------------------------
+
+_USER: dict[str, Entry] = {}
+"""Files registered in this process with :func:`register` / :func:`register_file`."""
+
+_FROM_ENV: dict[str, Entry] = {}
+_FROM_ENV_KEY: tuple = ()
+
+REGISTRY_ENV = "TUTORIAL_KIT_REGISTRY"
+"""Environment variable: TOML files of extra entries (separated by ``os.pathsep``), read on first use."""
+
+
+def _clean_sha256(sha256: str | None, name: str) -> str:
+    text = (sha256 or "").strip().lower()
+    text = text[len("sha256:"):] if text.startswith("sha256:") else text
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        given = "no sha256" if not sha256 else f"sha256={sha256!r}, which is not 64 hex digits"
+        raise ValueError(
+            f"register({name!r}): {given}. Every registered file needs its SHA-256, so a wrong, truncated "
+            "or changed copy is refused. Compute it once from a copy you trust: "
+            "`python -m tutorial_kit.data hash FILE` (or tk.data.file_hash(path)), and pass sha256='<64 hex digits>'."
+        )
+    return f"sha256:{text}"
+
+
+def _make_user_entry(
+    name: str,
+    *,
+    path: str | os.PathLike | None,
+    url: str | None,
+    sha256: str | None,
+    size: int | None,
+    description: str,
+    stands_for: str | None,
+    base: Path | None = None,
+) -> Entry:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("register: the name must be a non-empty string, e.g. 'my_norman2019.h5ad'.")
+    if name in REGISTRY:
+        raise ValueError(
+            f"{name!r} is a built-in course file; its hash cannot be changed by registering it. "
+            "To use a copy you already have, put it in the cache or a mirror folder under that name "
+            "(it is checked against the built-in hash), or register it under a new name with "
+            f"stands_for={name!r} and its own sha256."
+        )
+    if (path is None) == (url is None):
+        raise ValueError(f"register({name!r}): give exactly one of path= (a local file) or url= (a download).")
+    if url is not None and not str(url).startswith(("https://", "http://", "file://")):
+        raise ValueError(f"register({name!r}): url must start with https://, http:// or file://, got {url!r}.")
+    if stands_for is not None and stands_for not in REGISTRY:
+        close = difflib.get_close_matches(str(stands_for), list(REGISTRY), n=3, cutoff=0.4)
+        hint = f" Did you mean: {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"register({name!r}): stands_for={stands_for!r} is not a built-in course file.{hint}")
+    local = None
+    if path is not None:
+        local_path = Path(path).expanduser()
+        if not local_path.is_absolute():
+            local_path = (base or Path.cwd()) / local_path
+        local = str(local_path.resolve())
+    return Entry(
+        name=name,
+        urls=(str(url),) if url is not None else (),
+        known_hash=_clean_sha256(sha256, name),
+        size=size,
+        tier="workshop",
+        description=description or f"registered by the user: {local or url}",
+        source=str(local or url),
+        hash_source="sha256 given when the file was registered",
+        local=local,
+        stands_for=stands_for,
+    )
+
+
+def register(
+    name: str,
+    *,
+    path: str | os.PathLike | None = None,
+    url: str | None = None,
+    sha256: str | None = None,
+    size: int | None = None,
+    description: str = "",
+    stands_for: str | None = None,
+    replace: bool = False,
+) -> Entry:
+    """Add your own file to the registry: a local file or a URL, with its SHA-256.
+
+    Taught in ``book/data.md`` (bring your own data). The built-in entries keep their hashes:
+    a built-in name cannot be registered again, and every registered file must match the
+    sha256 given here (a missing or malformed hash is an error, not a warning).
+
+    * ``path=``: a file you already have (e.g. on a shared disk); :func:`fetch` checks it in
+      place and returns its path; it is never copied or written.
+    * ``url=``: a download; it goes to the cache like a built-in file (checked before use).
+    * ``stands_for=``: the built-in file whose published layout yours has (a newer copy, a
+      subset, a stand-in for tests). The course loaders of that file then read yours
+      (see :func:`resolve`), so ``tk.data.norman()`` at the workshop tier can run on it.
+
+    Instructors can list entries in a TOML file and point ``TUTORIAL_KIT_REGISTRY`` at it
+    (see :func:`register_file`), so every participant gets them without code.
+
+    Args:
+        name: a new registry name, e.g. ``'my_norman2019.h5ad'``.
+        path: a local file (relative paths are relative to the current folder).
+        url: a download URL (https, http or file).
+        sha256: the file's SHA-256 (``'<hex>'`` or ``'sha256:<hex>'``); compute it with
+            ``python -m tutorial_kit.data hash FILE``.
+        size: size in bytes, optional (a cheap first check).
+        description: what the file holds.
+        stands_for: a built-in registry name whose layout the file has.
+        replace: allow replacing an entry of the same name registered earlier.
+
+    Returns:
+        The new :class:`Entry`.
+
+    Raises:
+        ValueError: a built-in name, both or neither of ``path``/``url``, a missing or
+            malformed sha256, an unknown ``stands_for``, or a name already registered
+            differently (without ``replace=True``).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> file = pathlib.Path(tempfile.mkdtemp()) / "cells.csv"
+        >>> _ = file.write_text("cell,guide\\nc1,NT\\n")
+        >>> entry = register("my_cells.csv", path=file, sha256=file_hash(file))
+        >>> fetch("my_cells.csv") == file.resolve()
+        True
+        >>> register("kang_2018.h5ad", path=file, sha256=file_hash(file))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: 'kang_2018.h5ad' is a built-in course file; its hash cannot be changed...
+        >>> unregister("my_cells.csv")
+    """
+    entry = _make_user_entry(
+        name, path=path, url=url, sha256=sha256, size=size, description=description, stands_for=stands_for
+    )
+    previous = _USER.get(name) or _FROM_ENV.get(name)
+    if previous is not None and previous != entry and not replace:
+        raise ValueError(
+            f"{name!r} is already registered ({previous.source}, {previous.known_hash}); "
+            "pass replace=True to replace it, or choose another name."
+        )
+    _USER[name] = entry
+    return entry
+
+
+def unregister(name: str) -> None:
+    """Remove a file registered in this process with :func:`register` (built-in entries stay).
+
+    Raises:
+        ValueError: ``name`` was not registered in this process.
+    """
+    if name not in _USER:
+        raise ValueError(f"{name!r} was not registered with tk.data.register in this process.")
+    del _USER[name]
+
+
+def _read_registry_file(path: Path) -> dict[str, Entry]:
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{REGISTRY_ENV} (or register_file) names {path}, which does not exist. "
+            "Fix the path, or unset the variable."
+        ) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path} is not valid TOML ({err}).") from None
+    files = data.get("file")
+    if not isinstance(files, list) or not files:
+        raise ValueError(
+            f"{path}: no [[file]] tables. Each entry is\n[[file]]\nname = \"my_file.h5ad\"\n"
+            "path = \"/data/my_file.h5ad\"   # or url = \"https://...\"\nsha256 = \"<64 hex digits>\""
+        )
+    allowed = {"name", "path", "url", "sha256", "size", "description", "stands_for"}
+    out: dict[str, Entry] = {}
+    for i, item in enumerate(files):
+        unknown = sorted(set(item) - allowed)
+        if unknown or "name" not in item:
+            raise ValueError(f"{path}: [[file]] number {i + 1} has unknown keys {unknown} or no name; "
+                             f"allowed keys: {sorted(allowed)}.")
+        try:
+            entry = _make_user_entry(
+                item["name"],
+                path=item.get("path"),
+                url=item.get("url"),
+                sha256=item.get("sha256"),
+                size=item.get("size"),
+                description=item.get("description", ""),
+                stands_for=item.get("stands_for"),
+                base=path.parent,
+            )
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        if entry.name in out:
+            raise ValueError(f"{path}: {entry.name!r} is listed twice.")
+        out[entry.name] = entry
+    return out
+
+
+def register_file(path: str | os.PathLike) -> list[Entry]:
+    """Register every ``[[file]]`` of a TOML file (keys as the arguments of :func:`register`).
+
+    Relative ``path`` values are relative to the TOML file, so an instructor can ship the
+    TOML beside the data (e.g. on a USB stick). Setting ``TUTORIAL_KIT_REGISTRY`` to the TOML
+    file (several separated by ``os.pathsep``) registers them in every process, without code.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "guides.csv").write_text("cell,guide\\n")
+        >>> _ = (folder / "extra.toml").write_text(
+        ...     '[[file]]\\nname = "my_guides.csv"\\npath = "guides.csv"\\n'
+        ...     f'sha256 = "{file_hash(folder / "guides.csv")}"\\n')
+        >>> [e.name for e in register_file(folder / "extra.toml")]
+        ['my_guides.csv']
+        >>> unregister("my_guides.csv")
+    """
+    entries = _read_registry_file(Path(path).expanduser().resolve())
+    for entry in entries.values():
+        previous = _USER.get(entry.name)
+        if previous is not None and previous != entry:
+            raise ValueError(f"{entry.name!r} is already registered differently ({previous.source}).")
+    _USER.update(entries)
+    return list(entries.values())
+
+
+def _user_entries() -> dict[str, Entry]:
+    """Registered entries: those of ``TUTORIAL_KIT_REGISTRY`` (re-read when it changes), then this process's."""
+    global _FROM_ENV, _FROM_ENV_KEY
+    raw = os.environ.get(REGISTRY_ENV, "").strip()
+    paths = [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip()]
+    key = tuple((str(p), p.stat().st_mtime_ns if p.exists() else None) for p in paths)
+    if key != _FROM_ENV_KEY:
+        loaded: dict[str, Entry] = {}
+        for p in paths:
+            for name, entry in _read_registry_file(p).items():
+                if name in loaded and loaded[name] != entry:
+                    raise ValueError(f"{name!r} is registered differently in two files of {REGISTRY_ENV}.")
+                loaded[name] = entry
+        _FROM_ENV, _FROM_ENV_KEY = loaded, key
+    return {**_FROM_ENV, **_USER}
+
+
+def registered() -> list[Entry]:
+    """Every registered (not built-in) entry: from ``TUTORIAL_KIT_REGISTRY`` and :func:`register`."""
+    return list(_user_entries().values())
+
+
+def resolve(name: str) -> str:
+    """The file a loader of the built-in ``name`` reads: a registered file standing for it, else ``name``.
+
+    Example:
+        >>> resolve("NormanWeissman2019_filtered.h5ad")
+        'NormanWeissman2019_filtered.h5ad'
+    """
+    lookup(name)
+    standing = [e.name for e in _user_entries().values() if e.stands_for == name]
+    if len(standing) > 1:
+        raise ValueError(
+            f"Several registered files stand for {name!r}: {standing}; unregister all but one "
+            f"(or remove them from {REGISTRY_ENV})."
+        )
+    return standing[0] if standing else name
+
+
+def _registered_copy(entry: Entry, dest: Path | None) -> _Copy:
+    """A registered local file for :func:`fill_cache`: used in place, or copied into ``dest``."""
+    source = _check_registered_local(entry)
+    if dest is None:
+        return _Copy(source, "registered", entry.known_hash, True)
+    target = dest / entry.name
+    if not (target.is_file() and _problem(target, entry, entry.known_hash) is None):
+        _copy(source, target, entry, entry.known_hash)
+    return _Copy(target, "copied", entry.known_hash, True)
+
+
+def _check_registered_local(entry: Entry) -> Path:
+    path = Path(entry.local)
+    if not path.is_file():
+        raise DataUnavailableError(
+            f"{entry.name} was registered as the local file {path}, which does not exist (or is not a file). "
+            "Fix the path in register(...) or in the TOML file of TUTORIAL_KIT_REGISTRY.",
+            name=entry.name,
+            attempts=[(f"local {path}", "not there")],
+            summary="registered local file not found",
+        )
+    problem = _problem(path, entry, entry.known_hash)
+    if problem is not None:
+        raise DataUnavailableError(
+            f"The registered file {entry.name} at {path} does not match the sha256 it was registered with: {problem}. "
+            "It is not used. If the file changed on purpose, register it again with its new sha256 "
+            "(`python -m tutorial_kit.data hash FILE`).",
+            name=entry.name,
+            attempts=[(f"local {path}", problem)],
+            summary=f"registered file is wrong ({problem})",
+        )
+    return path
+
+
+# --------------------------------------------------------------------------------------
 # Places: cache, mirror, network switch
 # --------------------------------------------------------------------------------------
 
@@ -558,8 +870,12 @@ def lookup(name: str) -> Entry:
     """
     if name in REGISTRY:
         return REGISTRY[name]
-    close = difflib.get_close_matches(str(name), list(REGISTRY), n=5, cutoff=0.4)
-    close += [n for n in REGISTRY if str(name).lower() in n.lower() and n not in close]
+    own = _user_entries()
+    if name in own:
+        return own[name]
+    known = [*REGISTRY, *own]
+    close = difflib.get_close_matches(str(name), known, n=5, cutoff=0.4)
+    close += [n for n in known if str(name).lower() in n.lower() and n not in close]
     hint = f" Did you mean: {', '.join(repr(n) for n in close[:6])}?" if close else ""
     raise ValueError(
         f"Unknown data file {name!r}.{hint} "
@@ -857,6 +1173,8 @@ def fetch(name: str, *, allow_unverified: bool = False, progress: bool | None = 
         ValueError: Unknown data file 'kang2018_scgen_vaild.h5ad'. Did you mean: 'kang2018_scgen_valid.h5ad'...
     """
     entry = lookup(name)
+    if entry.local is not None:
+        return _check_registered_local(entry)
     cache = cache_dir()
     mirror = mirror_dir()
     found = _obtain(
@@ -937,16 +1255,19 @@ def fill_cache(
         bar.set_postfix_str(entry.name, refresh=False)
         row = {"name": entry.name, "tier": entry.tier, "bytes": entry.size}
         try:
-            got = _obtain(
-                entry,
-                root,
-                role=role,
-                sources=sources,
-                mirror=mirror,
-                in_place=False,
-                allow_unverified=allow_unverified,
-                progress=None if progress else False,
-            )
+            if entry.local is not None:
+                got = _registered_copy(entry, root if dest is not None else None)
+            else:
+                got = _obtain(
+                    entry,
+                    root,
+                    role=role,
+                    sources=sources,
+                    mirror=mirror,
+                    in_place=False,
+                    allow_unverified=allow_unverified,
+                    progress=None if progress else False,
+                )
         except (DataUnavailableError, OSError) as exc:
             reason = exc.summary if isinstance(exc, DataUnavailableError) else f"{type(exc).__name__}: {exc}"
             row.update(status=f"failed: {reason}", verified=False, hash=None, path=None)
@@ -1001,9 +1322,12 @@ def status(tier: str | None = None) -> "pd.DataFrame":
             "in_cache": (cache / e.name).is_file(),
             "in_mirror": mirror is not None and (mirror / e.name).is_file(),
         }
-        for e in REGISTRY.values()
+        for e in (*REGISTRY.values(), *_user_entries().values())
         if tier is None or e.tier == tier
     ]
+    for row, e in zip(rows, [e for e in (*REGISTRY.values(), *_user_entries().values()) if tier is None or e.tier == tier]):
+        if e.local is not None:  # a registered local file is "in the cache" when it exists
+            row["in_cache"] = Path(e.local).is_file()
     table = pd.DataFrame(rows, columns=["name", "tier", "bytes", "hash_known", "in_cache", "in_mirror"])
     table["bytes"] = table["bytes"].astype("Int64")
     return table
