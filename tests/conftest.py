@@ -86,6 +86,17 @@ def env_python():
     return _env_python
 
 
+@pytest.fixture(scope="session")
+def standin_registry(tmp_path_factory):
+    """Every workshop stand-in of tests/standins.py written once per test run; the TOML file that registers them."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import standins
+
+    return standins.build(tmp_path_factory.mktemp("standins"))
+
+
 @pytest.fixture(scope="module")
 def cells():
     """Cell types A, B, C x control/IFN, 20 cells each, 12 genes; IFN shifts the genes by a ramp from -1 to 2."""

@@ -258,3 +258,16 @@ def test_devices_asks_jax_for_gpus_without_reserving_their_memory(monkeypatch):
     monkeypatch.setitem(sys.modules, "jax", fake_jax(no_gpu))
     row = config.devices().set_index("framework").loc["jax"]
     assert row["devices"] == "cpu" and "no GPU visible" in row["note"]
+
+
+def test_max_epochs_caps_the_active_budget_but_not_the_table(monkeypatch):
+    monkeypatch.setenv("TUTORIAL_KIT_TIER", "workshop")
+    monkeypatch.setenv("TUTORIAL_KIT_MAX_EPOCHS", "7")
+    assert tk.config.epochs("scgen") == 7
+    assert tk.config.epochs("scgen", tier="workshop") == 100
+    monkeypatch.setenv("TUTORIAL_KIT_MAX_EPOCHS", "500")
+    assert tk.config.epochs("scgen") == 100
+    for bad in ("0", "ten"):
+        monkeypatch.setenv("TUTORIAL_KIT_MAX_EPOCHS", bad)
+        with pytest.raises(ValueError, match="TUTORIAL_KIT_MAX_EPOCHS must be a positive integer"):
+            tk.config.epochs("scgen")

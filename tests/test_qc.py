@@ -530,3 +530,29 @@ def test_real_datlinger_strength_and_targets(mirror):
     assert (top["perturbation"], top["condition"]) == ("ZAP70", "stimulated") and top["significant"]
     stim = res[res["condition"] == "stimulated"]
     assert {"ZAP70", "LCK", "LAT"} <= set(stim.head(3)["perturbation"])
+
+
+def test_call_top_guide_gives_each_low_moi_cell_its_dominant_guide():
+    counts = pd.DataFrame(
+        {"sgA": [50, 40, 30, 3, 0], "sgB": [0, 9, 28, 1, 0], "NT": [0, 1, 0, 0, 0]},
+        index=[f"c{i}" for i in range(5)],
+    )
+    calls = tk.qc.call_top_guide(counts, min_umis=5, min_fraction=0.8)
+    assert calls["call"].tolist() == ["single", "single", "multiplet", "none", "none"]
+    assert calls["guides"].tolist() == ["sgA", "sgA", "sgA;sgB", "", ""]
+    assert calls.loc["c1", "top_fraction"] == pytest.approx(0.8)
+    assert calls.loc["c2", "n_guides"] == 2 and calls.loc["c1", "n_guides"] == 1
+    # the ambient second guide of c1 (9 UMIs, above any fixed threshold of 5) does not make it a multiplet
+    assert tk.qc.call_guides(counts, thresholds=5).loc["c1", "call"] == "multiplet"
+    import anndata as ad
+
+    adata = ad.AnnData(np.zeros((5, 2)), obs=pd.DataFrame(index=counts.index))
+    assigned = tk.qc.assign_guides(adata, calls, guide_targets={"sgA": "GENEA", "sgB": "GENEB", "NT": "non-targeting"})
+    assert assigned.obs["perturbation"].tolist() == ["GENEA", "GENEA", "multiplet", "unassigned", "unassigned"]
+
+
+@pytest.mark.parametrize("kwargs, message", [({"min_fraction": 0.5}, "min_fraction"), ({"min_umis": 0}, "min_umis")])
+def test_call_top_guide_refuses_rules_that_do_not_pick_one_guide(kwargs, message):
+    counts = pd.DataFrame({"sgA": [5, 6], "sgB": [5, 0]})
+    with pytest.raises(ValueError, match=message):
+        tk.qc.call_top_guide(counts, **kwargs)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tutorial_kit.data import workshop as tk_workshop
+
 from tutorial_kit.data import registry
 from tutorial_kit.data.__main__ import main
 from tutorial_kit.data.registry import (
@@ -217,10 +219,16 @@ def test_workshop_entries_as_published():
     assert kang.known_hash == "sha256:e6a5adac64dcdeb36eaba27db49b63e0c64bb0ed4a64c6705971506b41c39830"
     assert "not verified" in kang.hash_source.lower()
     assert REGISTRY["NormanWeissman2019_filtered.h5ad"].known_hash == "md5:c870e6967d91c017d9da827bab183cd6"
-    assert REGISTRY["DixitRegev2016.h5ad"].known_hash == "md5:2c2a889ef63100eb44e2e0d43d691ddc"
+    assert REGISTRY["PapalexiSatija2021_eccite_RNA.h5ad"].known_hash == "md5:d9e8bfe20b0e7b0919be042e8fcf6d03"
+    assert REGISTRY["SrivatsanTrapnell2020_sciplex3.h5ad"].known_hash == "md5:c9e70629505d98c7ca1a837f62b14e89"
+    for name in tk_workshop.SCPERTURB.values():  # every scPerturb loader has its file, from the v1.4 record
+        entry = REGISTRY[name["file"]]
+        assert entry.urls[0] == f"https://zenodo.org/records/13350497/files/{name['file']}?download=1"
+        assert (entry.known_hash is None) == (entry.hash_source.startswith("none published"))
+        assert entry.known_hash is None or "not verified" in entry.hash_source.lower()
     assert REGISTRY["gears_norman.zip"].urls == ("https://dataverse.harvard.edu/api/access/datafile/6154020",)
-    for name in ("scgen_train_pbmc.h5ad", "scgen_valid_pbmc.h5ad", "gears_norman.zip",
-                 "SrivatsanTrapnell2020_sciplex3.h5ad", "norman_2019_adata.h5ad"):
+    for name in ("scgen_train_pbmc.h5ad", "scgen_valid_pbmc.h5ad", "gears_norman.zip", "norman_2019_adata.h5ad",
+                 "ReplogleWeissman2022_K562_essential.h5ad", "DixitRegev2016_K562_TFs_7_days.h5ad"):
         assert REGISTRY[name].known_hash is None and REGISTRY[name].tier == "workshop"
     for entry in REGISTRY.values():
         assert entry.description and entry.source and entry.hash_source, entry.name

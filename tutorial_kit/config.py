@@ -111,8 +111,18 @@ def use_tier(tier: str) -> Iterator[str]:
         _tier_override = previous
 
 
+MAX_EPOCHS_ENV = "TUTORIAL_KIT_MAX_EPOCHS"
+"""Environment variable: a cap on the epochs of the active tier, for a dry run of the workshop notebooks."""
+
+
 def epochs(model: str, *, tier: str | None = None) -> int:
     """Epoch budget of ``model`` for the active (or given) tier.
+
+    Without ``tier``, the budget actually used is returned: the active tier's, capped by
+    ``TUTORIAL_KIT_MAX_EPOCHS`` when that is set. The cap is for a dry run, e.g. an instructor
+    checking on a laptop that every workshop notebook reads the full data before the day, or the
+    test that runs notebooks at the workshop tier on stand-ins; the table itself
+    (``tier='ci'`` / ``'workshop'``) is never capped.
 
     Example:
         >>> import tutorial_kit as tk
@@ -122,7 +132,19 @@ def epochs(model: str, *, tier: str | None = None) -> int:
     key = model.lower()
     if key not in EPOCHS:
         raise ValueError(f"No epoch budget for model {model!r}; known models: {sorted(EPOCHS)}.")
-    return EPOCHS[key][tier or get_tier()]
+    if tier is not None:
+        return EPOCHS[key][tier]
+    budget = EPOCHS[key][get_tier()]
+    cap = os.environ.get(MAX_EPOCHS_ENV, "").strip()
+    if not cap:
+        return budget
+    try:
+        value = int(cap)
+    except ValueError:
+        raise ValueError(f"{MAX_EPOCHS_ENV} must be a positive integer, got {cap!r}.") from None
+    if value < 1:
+        raise ValueError(f"{MAX_EPOCHS_ENV} must be a positive integer, got {cap!r}.")
+    return min(budget, value)
 
 
 def default_seed() -> int:

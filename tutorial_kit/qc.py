@@ -41,6 +41,7 @@ __all__ = [
     "CALLS",
     "MoiEstimate",
     "assign_guides",
+    "call_top_guide",
     "call_guides",
     "estimate_moi",
     "guide_table_summary",
@@ -265,6 +266,70 @@ def call_guides(
         index=counts.index,
     )
     out.attrs["thresholds"] = {str(k): int(v) for k, v in per_guide.items()}
+    return out
+
+
+def call_top_guide(
+    guide_counts: "pd.DataFrame",
+    *,
+    min_umis: int = 5,
+    min_fraction: float = 0.8,
+) -> "pd.DataFrame":
+    """Low-MOI guide calling: each cell gets its most abundant guide, when that guide is clear.
+
+    In a screen designed for one guide per cell, a second guide with a few UMIs is usually
+    ambient guide RNA, not a second infection. This rule (the "maximum" assignment of
+    low-MOI screens) gives a cell its top guide when that guide has at least ``min_umis``
+    UMIs and at least ``min_fraction`` of all the cell's guide UMIs. Cells whose top guide
+    has fewer than ``min_umis`` UMIs are ``'none'``; cells whose top guide is not dominant
+    are ``'multiplet'``. Taught in notebook 01 (Perturb-seq QC, the Papalexi screen).
+
+    Args:
+        guide_counts: cells x guides DataFrame of guide UMI counts (raw integers).
+        min_umis: the fewest UMIs of the top guide.
+        min_fraction: the smallest share of the cell's guide UMIs that the top guide must have.
+
+    Returns:
+        The columns of :func:`call_guides` (``n_guides``, ``guides``, ``guide_umis``, ``call``),
+        plus ``top_fraction`` (the top guide's share of the cell's guide UMIs), so the result
+        goes straight into :func:`assign_guides`. ``n_guides`` is 1 for a called cell and the
+        number of guides with at least ``min_umis`` UMIs otherwise.
+
+    Example:
+        >>> import pandas as pd
+        >>> counts = pd.DataFrame({"A": [0, 40, 30, 2], "B": [0, 6, 25, 1]}, index=["c1", "c2", "c3", "c4"])
+        >>> call_top_guide(counts)[["guides", "call", "top_fraction"]].round(2)
+           guides       call  top_fraction
+        c1              none          0.00
+        c2      A     single          0.87
+        c3    A;B  multiplet          0.55
+        c4              none          0.67
+    """
+    import pandas as pd
+
+    counts = _guide_matrix(guide_counts)
+    check_int(min_umis, "min_umis", minimum=1)
+    if not 0.5 < float(min_fraction) <= 1:
+        raise ValueError(f"min_fraction must be in (0.5, 1] so that one guide dominates; got {min_fraction!r}.")
+    values = counts.to_numpy()
+    names = np.asarray(counts.columns.astype(str))
+    top = values.argmax(axis=1)
+    top_umis = values[np.arange(len(values)), top]
+    total = values.sum(axis=1)
+    fraction = np.divide(top_umis, total, out=np.zeros(len(values)), where=total > 0)
+    clear = (top_umis >= min_umis) & (top_umis >= min_fraction * total)
+    above = values >= min_umis
+    n_above = above.sum(axis=1)
+    out = pd.DataFrame(
+        {
+            "n_guides": np.where(clear, 1, n_above).astype(np.int64),
+            "guides": [names[t] if c else ";".join(names[row]) for t, c, row in zip(top, clear, above)],
+            "guide_umis": np.where(clear, top_umis, (values * above).sum(axis=1)).astype(np.int64),
+            "call": np.select([clear, top_umis < min_umis], ["single", "none"], MULTIPLET),
+            "top_fraction": fraction,
+        },
+        index=counts.index,
+    )
     return out
 
 

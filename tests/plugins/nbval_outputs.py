@@ -44,6 +44,13 @@ def pytest_runtest_call(item):
         record["cells"].append((item.name, time.perf_counter() - start, first[:100].replace("\t", " ")))
 
 
+def _ends_quiet(source: str) -> bool:
+    """Whether a cell's last line of code ends with ';' (IPython's sign to show no value)."""
+    lines = [line.split("#", 1)[0].rstrip() for line in source.splitlines()]
+    code = [line for line in lines if line]
+    return bool(code) and code[-1].endswith(";")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -57,6 +64,10 @@ def pytest_runtest_makereport(item, call):
     record["count"] += 1
     cell = item.cell
     cell.outputs = list(item.test_outputs or [])
+    if _ends_quiet(cell.source):
+        # nbval executes with store_history=False, and IPython then misses the trailing ';' that
+        # suppresses the cell's value; drop it here as JupyterLab would (else each figure shows twice)
+        cell.outputs = [out for out in cell.outputs if out.get("output_type") != "execute_result"]
     cell.execution_count = record["count"]
     for out in cell.outputs:
         if out.get("output_type") == "execute_result":

@@ -3,7 +3,10 @@
 Taught in ``00_setup_check``.
 Files are looked up in the cache, then in a mirror folder, then on the network
 (see :mod:`tutorial_kit.data.registry`); loaders return AnnData in the course schema
-(see :mod:`tutorial_kit.data.schema`).
+(see :mod:`tutorial_kit.data.schema`): :mod:`~tutorial_kit.data.loaders` for the small real files
+of the CI tier, :mod:`~tutorial_kit.data.workshop` for the full public datasets, and
+:mod:`~tutorial_kit.data.sessions` for what notebooks call (``tk.data.kang_scgen()``,
+``tk.data.norman()``, ...), which picks one or the other by tier.
 """
 
 from tutorial_kit.data.loaders import (
@@ -32,6 +35,8 @@ from tutorial_kit.data.registry import (
     status,
     unregister,
 )
+from tutorial_kit.data.sessions import kang, kang_scgen, norman, papalexi, select_genes
+from tutorial_kit.data.workshop import SCPERTURB, load_kang2018, load_scgen_pbmc, load_scperturb
 from tutorial_kit.data.schema import (
     CONTROL,
     REQUIRED_OBS,
@@ -44,6 +49,15 @@ from tutorial_kit.data.schema import (
 
 __all__ = [
     "CONTROL",
+    "SCPERTURB",
+    "kang",
+    "kang_scgen",
+    "load_kang2018",
+    "load_scgen_pbmc",
+    "load_scperturb",
+    "norman",
+    "papalexi",
+    "select_genes",
     "REGISTRY",
     "REQUIRED_OBS",
     "DataUnavailableError",

@@ -91,11 +91,17 @@ def perturbation_parts(name: str) -> list[str]:
     return [] if name == CONTROL else name.split("+")
 
 
-def log1p_cp10k(counts: Any) -> Any:
+def log1p_cp10k(counts: Any, *, totals: Any = None) -> Any:
     """The course's ``X``: log1p of counts scaled to 10,000 per cell (sparse in, sparse out; float32).
 
     Cells with no counts stay all zero.
     Loaders and simulators write this to ``adata.X`` beside the raw ``layers['counts']``.
+
+    Args:
+        counts: cells x genes counts.
+        totals: each cell's total count over *all* genes, when ``counts`` holds only some of them
+            (a subset read from a larger file is normalized as if the whole matrix had been); by
+            default the row sums of ``counts``.
 
     Example:
         >>> import numpy as np
@@ -107,7 +113,11 @@ def log1p_cp10k(counts: Any) -> Any:
     import scipy.sparse as sp
 
     counts = sp.csr_matrix(counts, dtype=np.float32)
-    totals = np.asarray(counts.sum(axis=1)).ravel()
+    if totals is None:
+        totals = np.asarray(counts.sum(axis=1)).ravel()
+    totals = np.asarray(totals, dtype=np.float32).ravel()
+    if totals.shape != (counts.shape[0],):
+        raise ValueError(f"totals has {totals.size} values for {counts.shape[0]} cells; give one total per cell.")
     scale = np.divide(1e4, totals, out=np.zeros_like(totals), where=totals > 0)
     out = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ counts, dtype=np.float32)
     np.log1p(out.data, out=out.data)

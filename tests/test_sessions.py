@@ -1,0 +1,70 @@
+"""The session functions (tutorial_kit/data/sessions.py): the CI file at 'ci', the full dataset at 'workshop'."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import tutorial_kit as tk
+from tutorial_kit.data.schema import CONTROL
+
+
+def test_ci_tier_returns_the_ci_files_unchanged(monkeypatch):
+    monkeypatch.setenv("TUTORIAL_KIT_TIER", "ci")
+    kang = tk.data.kang()
+    muscat = tk.data.load_kang_muscat()
+    assert kang.shape == muscat.shape and list(kang.var_names) == list(muscat.var_names)
+    np.testing.assert_array_equal(kang.X.toarray(), muscat.X.toarray())
+    assert tk.data.kang_scgen().shape == (1975, 6998)
+    norman = tk.data.norman()
+    devel = tk.data.load_perturbench_devel("norman19")
+    assert list(norman.var_names) == list(devel.var_names)
+    assert norman.uns["tutorial_kit"]["tier"] == "ci"
+    assert norman.uns["tutorial_kit"]["targets_measured"] == ["TMSB4X"]
+
+
+def test_ci_papalexi_assigns_one_clear_guide_per_cell(monkeypatch):
+    monkeypatch.setenv("TUTORIAL_KIT_TIER", "ci")
+    adata = tk.data.papalexi()
+    guides = adata.obsm["guide_counts"]
+    top = guides.to_numpy().max(axis=1)
+    assert (top >= 5).all() and (top >= 0.8 * guides.to_numpy().sum(axis=1)).all()
+    targets = pd.Series(adata.uns["guide_targets"])
+    expected = tk.data.normalize_perturbations(targets.loc[adata.obs["guide"].astype(str)])
+    assert adata.obs["perturbation"].astype(str).tolist() == expected
+    assert adata.uns["tutorial_kit"]["targets_measured"] == list(tk.data.loaders.PAPALEXI_TARGETS_MEASURED)
+    assert adata.n_obs + adata.uns["tutorial_kit"]["cells_without_clear_guide_dropped"] == 20729
+
+
+def test_workshop_tier_reads_the_full_files_same_schema(standin_registry, monkeypatch):
+    monkeypatch.setenv("TUTORIAL_KIT_REGISTRY", str(standin_registry))
+    monkeypatch.setenv("TUTORIAL_KIT_TIER", "workshop")
+    kang = tk.data.kang()
+    assert kang.n_vars == 1267 and "counts" in kang.layers and kang.uns["tutorial_kit"]["stands_for"]
+    scgen = tk.data.kang_scgen()
+    assert set(scgen.obs["split"]) == {"train", "valid"} and scgen.n_vars == 6998
+    for fn in (tk.data.norman, tk.data.papalexi):
+        adata = fn(n_top_genes=500)
+        info = adata.uns["tutorial_kit"]
+        assert info["tier"] == "workshop" and info["stands_for"]
+        assert not info["targets_not_measured"], "a measured target was dropped from the genes"
+        assert adata.n_vars == 500 and len(info["targets_measured"]) > 9
+        tk.data.check_schema(adata)
+
+
+def test_select_genes_looks_only_at_the_chosen_cells_and_keeps_targets():
+    rng = np.random.default_rng(0)
+    x = rng.poisson(2.0, (200, 50)).astype(np.float32)
+    x[100:, 7] = rng.choice([0, 40], 100)  # variable only in the cells that are NOT chosen
+    adata = ad.AnnData(np.log1p(x))
+    adata.var_names = [f"g{i}" for i in range(50)]
+    on = np.arange(200) < 100
+    assert "g7" not in tk.data.select_genes(adata, 10, on=on)
+    assert "g7" in tk.data.select_genes(adata, 10)
+    kept = tk.data.select_genes(adata, 10, on=on, keep=["g3", "absent"])
+    assert len(kept) == 10 and "g3" in kept
+    assert tk.data.select_genes(adata, 60) == list(adata.var_names)
+    with pytest.raises(ValueError, match="n_top_genes"):
+        tk.data.select_genes(adata, 0)
+    with pytest.raises(ValueError, match="selects at least one cell"):
+        tk.data.select_genes(adata, 10, on=np.zeros(200, dtype=bool))

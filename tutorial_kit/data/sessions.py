@@ -1,0 +1,231 @@
+"""The data of each session, chosen by the tier: one function per session dataset.
+
+Taught in ``book/data.md``. A notebook calls ``tk.data.kang_scgen()``, ``tk.data.norman()``, ...
+and never a tier-specific loader: at the ``ci`` tier (the default, and CI) each function returns a
+small real file, at the ``workshop`` tier (``TUTORIAL_KIT_TIER=workshop``) the full public dataset,
+in the same schema and with the same preprocessing:
+
+========================  ==========================================  ===========================================
+function                  ``ci`` tier                                 ``workshop`` tier
+========================  ==========================================  ===========================================
+:func:`kang`              muscat's Kang 2018 subset, raw counts        pertpy's ``kang_2018.h5ad`` (all cells)
+:func:`kang_scgen`        scGen's validation split                     scGen's training and validation splits
+:func:`norman`            PerturBench's Norman 2019 development view   scPerturb's Norman 2019 (all cells)
+:func:`papalexi`          sceptredata's Papalexi 2021 (299 genes)      scPerturb's Papalexi 2021 (all genes)
+========================  ==========================================  ===========================================
+
+Perturbation-level sessions keep every measured target gene (the linear model of session 09 embeds a
+perturbation by its target's row) and choose the other genes, the most highly variable ones, on
+control cells only (:func:`select_genes`): control cells are training data in every
+perturbation-level split, so no held-out perturbation can shape the gene set.
+A file that already has no more genes than asked for keeps all of them, so the CI files pass
+through the same steps unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from tutorial_kit.data import loaders, workshop
+from tutorial_kit.data.schema import CONTROL, perturbation_parts
+
+if TYPE_CHECKING:  # pragma: no cover
+    import anndata
+
+__all__ = ["kang", "kang_scgen", "norman", "papalexi", "select_genes", "tier"]
+
+N_TOP_GENES = 2000
+"""Highly variable genes kept by the perturbation-level sessions (plus every measured target)."""
+
+MIN_GUIDE_UMIS = 5
+"""Low-MOI guide assignment: a cell's top guide needs at least this many UMIs ..."""
+
+MIN_GUIDE_FRACTION = 0.8
+"""... and at least this share of the cell's guide UMIs (otherwise the cell is dropped as ambiguous)."""
+
+
+def tier() -> str:
+    """The active data tier (``tk.config.get_tier()``), read when a session function is called."""
+    from tutorial_kit.config import get_tier
+
+    return get_tier()
+
+
+def select_genes(
+    adata: "anndata.AnnData",
+    n_top_genes: int = N_TOP_GENES,
+    *,
+    on: "np.ndarray | None" = None,
+    keep: Sequence[str] = (),
+) -> list[str]:
+    """The genes a session keeps: ``keep`` (where measured) plus the most variable genes of the ``on`` cells.
+
+    Taught in ``book/data.md``. Variability is scanpy's ``highly_variable_genes`` (flavor ``'seurat'``,
+    dispersion of the log1p values in ``X``), computed on the cells of ``on`` only, so a caller can
+    choose genes on training cells and never look at held-out ones.
+
+    Args:
+        adata: cells x genes, ``X`` log-normalized.
+        n_top_genes: how many genes to keep in all (``keep`` counts towards it; never fewer than ``keep``).
+        on: boolean mask of the cells to choose on (``None``: all cells).
+        keep: genes always kept when present (e.g. the perturbed targets).
+
+    Returns:
+        Gene names in the order of ``adata.var_names``; all genes when there are no more than ``n_top_genes``.
+
+    Raises:
+        ValueError: ``n_top_genes`` < 1, or ``on`` selects no cell.
+
+    Example:
+        >>> import anndata as ad, numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> a = ad.AnnData(np.log1p(rng.poisson(rng.uniform(0.1, 5, 30), (200, 30)).astype(np.float32)))
+        >>> len(select_genes(a, 10, keep=["0"])), "0" in select_genes(a, 10, keep=["0"])
+        (10, True)
+    """
+    if n_top_genes < 1:
+        raise ValueError(f"n_top_genes must be >= 1, got {n_top_genes}.")
+    names = list(map(str, adata.var_names))
+    kept = [g for g in dict.fromkeys(map(str, keep)) if g in set(names)]
+    if adata.n_vars <= n_top_genes:
+        return names
+    mask = np.ones(adata.n_obs, dtype=bool) if on is None else np.asarray(on, dtype=bool)
+    if mask.shape != (adata.n_obs,) or not mask.any():
+        raise ValueError(f"on= must be a boolean mask of the {adata.n_obs} cells that selects at least one cell.")
+    import scanpy as sc
+
+    sub = adata[mask].copy()
+    stats = sc.pp.highly_variable_genes(sub, flavor="seurat", n_top_genes=adata.n_vars, inplace=False)
+    order = np.argsort(-np.nan_to_num(np.asarray(stats["dispersions_norm"], dtype=float), nan=-np.inf), kind="stable")
+    chosen = set(kept)
+    for i in order:
+        if len(chosen) >= max(n_top_genes, len(kept)):
+            break
+        chosen.add(names[i])
+    return [g for g in names if g in chosen]
+
+
+def _targets(adata: "anndata.AnnData") -> list[str]:
+    labels = adata.obs["perturbation"].astype(str).unique()
+    return sorted({g for p in labels for g in perturbation_parts(p)})
+
+
+def _finish_genes(adata: "anndata.AnnData", genes: list[str], description: str) -> "anndata.AnnData":
+    out = adata[:, genes].copy()
+    targets = _targets(out)
+    info = dict(out.uns.get("tutorial_kit", {}))
+    info["tier"] = tier()
+    info["genes"] = description
+    info["targets_measured"] = [t for t in targets if t in set(out.var_names)]
+    info["targets_not_measured"] = [t for t in targets if t not in set(out.var_names)]
+    out.uns["tutorial_kit"] = info
+    return out
+
+
+def kang() -> "anndata.AnnData":
+    """Kang 2018 PBMC, control vs IFN-beta, with raw counts (sessions 02, 03).
+
+    ``ci``: muscat's 1,556-cell subset (:func:`tutorial_kit.data.load_kang_muscat`, 1,267 genes);
+    ``workshop``: pertpy's 24,673 cells (:func:`tutorial_kit.data.load_kang2018`), reduced to the
+    same number of genes as the CI file, the most variable in control cells.
+    Both: ``layers['counts']``, ``X`` log1p counts per 10,000, ``obs`` ``perturbation``,
+    ``condition``, ``cell_type``, ``donor``, ``sample_id``, ``dataset``.
+    """
+    if tier() == "ci":
+        adata = loaders.load_kang_muscat()
+        return _finish_genes(adata, list(adata.var_names), "all genes of the file")
+    adata = workshop.load_kang2018()
+    genes = select_genes(adata, 1267, on=(adata.obs["perturbation"] == CONTROL).to_numpy())
+    return _finish_genes(adata, genes, "the 1,267 most variable genes of control cells (as many as the CI file)")
+
+
+def kang_scgen() -> "anndata.AnnData":
+    """Kang 2018 PBMC as preprocessed by the scGen authors, 6,998 genes, log-normalized (sessions 04, 05, 10).
+
+    ``ci``: the 1,975-cell validation split (:func:`tutorial_kit.data.load_kang_scgen_valid`);
+    ``workshop``: the training and validation splits together (:func:`tutorial_kit.data.load_scgen_pbmc`),
+    18,868 cells. Same genes, cell-type spellings and ``obs`` columns at both tiers
+    (``split`` tells the two files apart at the workshop tier).
+    """
+    if tier() == "ci":
+        adata = loaders.load_kang_scgen_valid()
+        adata.obs["split"] = "valid"
+    else:
+        adata = workshop.load_scgen_pbmc("all")
+    return _finish_genes(adata, list(adata.var_names), "the 6,998 genes of scGen's files")
+
+
+def norman(n_top_genes: int = N_TOP_GENES) -> "anndata.AnnData":
+    """Norman 2019 K562 CRISPRa screen, singles and pairs ``'A+B'`` (sessions 01, 09, 10).
+
+    ``ci``: PerturBench's development view (:func:`tutorial_kit.data.load_perturbench_devel`,
+    3,375 cells, 500 genes, log-normalized, no counts);
+    ``workshop``: scPerturb's 111,445 cells (:func:`tutorial_kit.data.load_scperturb`), counts in
+    ``layers['counts']``, the ``n_top_genes`` most variable genes of control cells plus every
+    measured target. The file is read twice, a block of cells at a time: control cells with all
+    genes (to choose the genes), then every cell with the chosen genes only.
+    ``obs``: ``perturbation``, ``condition``, ``n_perturbations``, ``cell_type``, ``dataset``.
+    """
+    if tier() == "ci":
+        adata = loaders.load_perturbench_devel("norman19")
+        return _finish_genes(adata, select_genes(adata, n_top_genes), "the 500 HVGs of PerturBench's file")
+    return _scperturb_session("norman2019", n_top_genes)
+
+
+def papalexi(n_top_genes: int = N_TOP_GENES) -> "anndata.AnnData":
+    """Papalexi 2021 ECCITE-seq CRISPR knockout screen in THP-1 cells, one guide per cell (session 09).
+
+    ``ci``: sceptredata's file (:func:`tutorial_kit.data.load_papalexi2021`: every cell of the
+    screen, 299 genes of which 9 are targets), guides assigned by the low-MOI maximum rule
+    (a cell gets its top guide when that guide has at least :data:`MIN_GUIDE_UMIS` UMIs and
+    :data:`MIN_GUIDE_FRACTION` of the cell's guide UMIs; other cells are dropped);
+    ``workshop``: scPerturb's file with all 18,649 genes and its guide calls
+    (:func:`tutorial_kit.data.load_scperturb`), reduced to the ``n_top_genes`` most variable
+    genes of control cells plus every measured target.
+    ``obs``: ``perturbation`` (target gene or ``'control'``), ``guide``, ``condition``
+    (``'IFN-gamma'``), ``n_perturbations``, ``cell_type``, ``dataset``.
+    """
+    if tier() == "ci":
+        adata = _assign_low_moi(loaders.load_papalexi2021())
+        genes = select_genes(adata, n_top_genes, on=(adata.obs["perturbation"] == CONTROL).to_numpy(), keep=_targets(adata))
+        return _finish_genes(adata, genes, "the 299 genes of sceptredata's file")
+    return _scperturb_session("papalexi2021", n_top_genes)
+
+
+def _assign_low_moi(adata: "anndata.AnnData") -> "anndata.AnnData":
+    """Keep the cells whose top guide is clear (see :func:`papalexi`); label them by the guide's target."""
+    from tutorial_kit import qc
+
+    calls = qc.call_top_guide(adata.obsm["guide_counts"], min_umis=MIN_GUIDE_UMIS, min_fraction=MIN_GUIDE_FRACTION)
+    clear = (calls["call"] == "single").to_numpy()
+    out = qc.assign_guides(adata[clear], calls[clear], guide_targets=adata.uns["guide_targets"])
+    out.obs = out.obs.drop(columns=["guides", "n_guides", "guide_call"])
+    out.obs["guide"] = out.obs["guide"].astype(str)
+    out.obs["n_perturbations"] = (out.obs["perturbation"] != CONTROL).astype(np.int64).to_numpy()
+    out.uns["tutorial_kit"] = {**adata.uns["tutorial_kit"], "cells_without_clear_guide_dropped": int((~clear).sum())}
+    return out
+
+
+def _scperturb_session(dataset: str, n_top_genes: int) -> "anndata.AnnData":
+    """Two passes over a scPerturb file: control cells with all genes (to choose them), then all cells."""
+    from tutorial_kit.data.h5ad import read_annotations
+    from tutorial_kit.data.registry import fetch, resolve
+
+    obs_raw, _ = read_annotations(fetch(resolve(workshop.SCPERTURB[dataset]["file"])))
+    keep, labels, _ = workshop.scperturb_perturbations(obs_raw, dataset)
+    labels = np.asarray(labels)
+    control = keep & (labels == CONTROL)
+    targets = sorted({g for p in set(labels[keep]) for g in perturbation_parts(p)})
+    del obs_raw
+    controls = workshop.load_scperturb(dataset, cells=control)
+    genes = select_genes(controls, n_top_genes, keep=targets)
+    del controls
+    adata = workshop.load_scperturb(dataset, genes=genes)
+    n_targets = sum(t in set(genes) for t in targets)
+    return _finish_genes(
+        adata,
+        genes,
+        f"the most variable genes of control cells and every measured target ({n_targets}), {len(genes)} in all",
+    )
