@@ -336,7 +336,7 @@ def load_papalexi2021() -> "anndata.AnnData":
 
     The low-MOI example of the sceptredata R package, read in pure Python with ``rdata``:
     20,729 cells x 299 genes (raw UMI counts: a random subset of genes plus 9 of the 26
-    knockout targets, :data:`PAPALEXI_TARGETS_MEASURED`), and the UMI counts of 110 guides
+    knockout targets, ``tutorial_kit.data.loaders.PAPALEXI_TARGETS_MEASURED``), and the UMI counts of 110 guides
     (3-4 guides for each of 26 genes, and 9 non-targeting guides) in ``obsm['guide_counts']``.
     The file has no cell barcodes: cells are named ``cell_1``, ... in column order.
 

@@ -179,8 +179,8 @@ def papalexi(n_top_genes: int = N_TOP_GENES) -> "anndata.AnnData":
 
     ``ci``: sceptredata's file (:func:`tutorial_kit.data.load_papalexi2021`: every cell of the
     screen, 299 genes of which 9 are targets), guides assigned by the low-MOI maximum rule
-    (a cell gets its top guide when that guide has at least :data:`MIN_GUIDE_UMIS` UMIs and
-    :data:`MIN_GUIDE_FRACTION` of the cell's guide UMIs; other cells are dropped);
+    (a cell gets its top guide when that guide has at least ``MIN_GUIDE_UMIS`` (5) UMIs and
+    ``MIN_GUIDE_FRACTION`` (80%) of the cell's guide UMIs; other cells are dropped);
     ``workshop``: scPerturb's file with all 18,649 genes and its guide calls
     (:func:`tutorial_kit.data.load_scperturb`), reduced to the ``n_top_genes`` most variable
     genes of control cells plus every measured target.

@@ -280,7 +280,7 @@ def scperturb_perturbations(obs_raw: "pd.DataFrame", dataset: str) -> tuple[np.n
     ``'genes'``: the label is the target, pairs joined by ``_`` (gene symbols have no ``_``); the parts must match ``nperts``.
     ``'single'``: the label is one target or compound, never split (names may contain ``_``).
     ``'guides'``: the label names guides, joined by ``_``; the target is read with ``guide_pattern``.
-    Control labels (:data:`SCPERTURB_CONTROLS`) become ``'control'``; cells without a label are dropped.
+    Control labels (``SCPERTURB_CONTROLS`` in ``tutorial_kit.data.workshop``) become ``'control'``; cells without a label are dropped.
     """
     spec = SCPERTURB[dataset]
     raw = obs_raw["perturbation"].astype(object).where(obs_raw["perturbation"].notna(), "").astype(str).to_numpy()
@@ -370,7 +370,7 @@ def load_scperturb(
     Course schema: ``perturbation`` (``'A+B'`` sorted; for sci-Plex the compound),
     ``condition`` (the perturbation, with the dose for sci-Plex, e.g. ``'Dex 1000 nM'``;
     ``'IFN-gamma'`` for Papalexi, where every cell was stimulated), ``n_perturbations``,
-    ``perturbation_raw``, ``cell_type``, ``dataset``, and the columns of :data:`SCPERTURB_KEEP` present.
+    ``perturbation_raw``, ``cell_type``, ``dataset``, and the columns of ``tutorial_kit.data.workshop.SCPERTURB_KEEP`` present.
 
     Raises:
         ValueError: unknown dataset or gene; a missing column; control not spelled ``'control'``;
