@@ -24,6 +24,7 @@ through the same steps unchanged.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -97,7 +98,10 @@ def select_genes(
     import scanpy as sc
 
     sub = adata[mask].copy()
-    stats = sc.pp.highly_variable_genes(sub, flavor="seurat", n_top_genes=adata.n_vars, inplace=False)
+    with warnings.catch_warnings():
+        # every gene is ranked here (n_top_genes=n_vars); genes without a dispersion come last below
+        warnings.filterwarnings("ignore", message=".*n_top_genes.*number of normalized dispersions", category=UserWarning)
+        stats = sc.pp.highly_variable_genes(sub, flavor="seurat", n_top_genes=adata.n_vars, inplace=False)
     order = np.argsort(-np.nan_to_num(np.asarray(stats["dispersions_norm"], dtype=float), nan=-np.inf), kind="stable")
     chosen = set(kept)
     for i in order:
