@@ -13,6 +13,8 @@ imported only by the model that needs them.
 - :class:`LinearModel` (``linear.py``): the linear model of Ahlmann-Eltze, Huber and Anders (2025).
 - :class:`ScGen` (``scgen.py``): the real ``scgen`` package behind the interface.
 - :class:`ScGenPertpy` (``scgen.py``): pertpy's maintained scGen (JAX), in the core environment, for the benchmark (``10_benchmarking``).
+- :class:`CPA` (``cpa.py``): the real ``cpa-tools`` package behind the interface (session environment ``tk-cpa``), taught in ``06_cpa_biolord``.
+- :class:`Biolord` (``biolord.py``): the real ``biolord`` package behind the interface (``tk-cpa``), taught in ``06_cpa_biolord``.
 - :class:`ScPRAM` (``scpram.py``): scPRAM from the paper: VAE, optimal transport, per-cell attention.
 - :class:`ScpramPackage` (``scpram.py``): the ``scpram`` package behind the interface, for comparison.
 - :func:`perturbation_split`, :func:`tuning_data` (``splits.py``): perturbation-level splits (unseen singles, doubles with 0-2 singles seen) with a validation part for tuning;
@@ -40,6 +42,8 @@ _WHERE = {
     "pseudobulk": "baselines",
     "LinearModel": "linear",
     "ScGen": "scgen",
+    "CPA": "cpa",
+    "Biolord": "biolord",
     "ScPRAM": "scpram",
     "ScpramPackage": "scpram",
     "PerturbationSplit": "splits",
