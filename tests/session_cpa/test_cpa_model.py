@@ -48,17 +48,21 @@ def toy_split():
     return holdout(_toy(), cell_type="T2", perturbation="A")
 
 
-@pytest.fixture(scope="module")
-def toy_model(toy_split, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cwd")
+def _fit_in_empty_folder(model, train, folder):
+    """Fit with ``folder`` as the working directory; record what the fit left there."""
     before = os.getcwd()
     os.chdir(folder)
     try:
-        model = CPA(seed=0, lr=3e-3, **SMALL).fit(toy_split.train, epochs=EPOCHS, progress=False)
+        model.fit(train, epochs=EPOCHS, progress=False)
     finally:
         os.chdir(before)
     model.cwd_after_fit = sorted(os.listdir(folder))
     return model
+
+
+@pytest.fixture(scope="module")
+def toy_model(toy_split, tmp_path_factory):
+    return _fit_in_empty_folder(CPA(seed=0, lr=3e-3, **SMALL), toy_split.train, tmp_path_factory.mktemp("cwd"))
 
 
 def test_fit_predict_history_and_no_file_written(toy_split, toy_model):
@@ -146,15 +150,8 @@ BIOLORD_SMALL = dict(n_latent=8, n_latent_attribute=4, decoder_width=32, decoder
 
 @pytest.fixture(scope="module")
 def biolord_model(toy_split, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cwd-biolord")
-    before = os.getcwd()
-    os.chdir(folder)
-    try:
-        model = Biolord(seed=0, lr=1e-2, **BIOLORD_SMALL).fit(toy_split.train, epochs=EPOCHS, progress=False)
-    finally:
-        os.chdir(before)
-    model.cwd_after_fit = sorted(os.listdir(folder))
-    return model
+    model = Biolord(seed=0, lr=1e-2, **BIOLORD_SMALL)
+    return _fit_in_empty_folder(model, toy_split.train, tmp_path_factory.mktemp("cwd-biolord"))
 
 
 def test_biolord_predicts_from_training_controls_and_writes_nothing(toy_split, biolord_model):

@@ -78,8 +78,13 @@ def x_layout(path: str | os.PathLike) -> tuple[str, tuple[int, int]]:
     raise ValueError(f"{path}: X has an unknown encoding {kind!r}; expected a CSR, CSC or dense matrix.")
 
 
-def iter_blocks(path: str | os.PathLike, *, chunk_rows: int = 10_000) -> Iterator[tuple[int, Any]]:
+def iter_blocks(
+    path: str | os.PathLike, *, chunk_rows: int = 10_000, rows: np.ndarray | None = None
+) -> Iterator[tuple[int, Any]]:
     """Yield ``(first_row, block)``: consecutive blocks of ``chunk_rows`` cells as CSR matrices (all genes).
+
+    With ``rows`` (increasing integer positions), each block holds only the selected cells of
+    its range, and blocks without any are skipped.
 
     Example:
         >>> import anndata as ad, numpy as np, tempfile, pathlib
@@ -93,6 +98,13 @@ def iter_blocks(path: str | os.PathLike, *, chunk_rows: int = 10_000) -> Iterato
 
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}.")
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+        for start, block in iter_blocks(path, chunk_rows=chunk_rows):
+            inside = rows[(rows >= start) & (rows < start + block.shape[0])] - start
+            if inside.size:
+                yield start, block[inside]
+        return
     kind, (n_rows, n_cols) = x_layout(path)
     if kind == "csc":
         warnings.warn(
@@ -153,12 +165,7 @@ def read_counts(
     if columns is not None:
         columns = np.asarray(columns, dtype=np.int64)
     parts = []
-    for start, block in iter_blocks(path, chunk_rows=chunk_rows):
-        if rows is not None:
-            inside = rows[(rows >= start) & (rows < start + block.shape[0])] - start
-            if inside.size == 0:
-                continue
-            block = block[inside]
+    for _, block in iter_blocks(path, chunk_rows=chunk_rows, rows=rows):
         if columns is not None:
             block = block[:, columns]
         parts.append(sp.csr_matrix(block, dtype=dtype))

@@ -450,12 +450,7 @@ def _read_counts_and_totals(
     from tutorial_kit.data.h5ad import iter_blocks
 
     parts, totals = [], []
-    for start, block in iter_blocks(path, chunk_rows=chunk_rows):
-        if rows is not None:
-            inside = rows[(rows >= start) & (rows < start + block.shape[0])] - start
-            if inside.size == 0:
-                continue
-            block = block[inside]
+    for _, block in iter_blocks(path, chunk_rows=chunk_rows, rows=rows):
         expect_counts(block, dataset)
         totals.append(np.asarray(block.sum(axis=1)).ravel())
         if columns is not None:
