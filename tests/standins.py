@@ -289,9 +289,9 @@ def dixit(path: Path, rng: np.random.Generator, n_cells: int = 1500) -> None:
     ad.AnnData(X=x, obs=obs, var=var).write_h5ad(path)
 
 
-def sciplex3(path: Path, rng: np.random.Generator, n_cells: int = 2000) -> None:
+def sciplex3(path: Path, rng: np.random.Generator, n_cells: int = 4000) -> None:
     """scPerturb's sci-Plex 3: perturbation = compound ('control' for vehicle), dose_value (nM), dose_unit, time, cell_line."""
-    drugs = ["Dexamethasone", "(+)-JQ1", "Tacedinaline (CI-994)", "control"]
+    drugs = ["Dexamethasone", "(+)-JQ1", "Tacedinaline (CI-994)", *tk.data.SCIPLEX_COMPOUNDS, "control", "control"]
     labels = list(rng.choice(drugs, n_cells))
     x, symbols = _synthetic(rng, labels, 300, ["NR3C1", "BRD4", "HDAC1"])
     dose = np.array([0.0 if d == "control" else rng.choice([10.0, 100.0, 1000.0, 10000.0]) for d in labels])

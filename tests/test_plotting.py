@@ -52,7 +52,7 @@ def test_import_has_no_side_effects():
             "dir(tk.plotting); "
             "print('matplotlib' in sys.modules, 'sklearn' in sys.modules, 'pertpy' in sys.modules, len(names))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["False", "False", "False", "30"]
+    assert out == ["False", "False", "False", "31"]
 
 
 def _plotting_modules():

@@ -68,3 +68,24 @@ def test_select_genes_looks_only_at_the_chosen_cells_and_keeps_targets():
         tk.data.select_genes(adata, 0)
     with pytest.raises(ValueError, match="selects at least one cell"):
         tk.data.select_genes(adata, 10, on=np.zeros(200, dtype=bool))
+
+
+def test_sciplex_is_workshop_only_and_reads_one_cell_line_with_numeric_doses(standin_registry, monkeypatch):
+    monkeypatch.setenv("TUTORIAL_KIT_TIER", "ci")
+    with pytest.raises(ValueError, match="no CI-sized file.*simulate_dose_screen"):
+        tk.data.sciplex()
+    monkeypatch.setenv("TUTORIAL_KIT_REGISTRY", str(standin_registry))
+    monkeypatch.setenv("TUTORIAL_KIT_TIER", "workshop")
+    adata = tk.data.sciplex(n_top_genes=100)
+    assert set(adata.obs["cell_type"]) == {"A549"} and adata.n_vars == 100
+    assert set(adata.obs["perturbation"]) == {CONTROL, *tk.data.SCIPLEX_COMPOUNDS}
+    control = (adata.obs["perturbation"] == CONTROL).to_numpy()
+    assert (adata.obs.loc[control, "dose"] == 0).all()
+    assert set(adata.obs.loc[~control, "dose"]) == {10.0, 100.0, 1000.0, 10000.0}
+    np.testing.assert_array_equal(adata.obs.loc[~control, "dose"], adata.obs.loc[~control, "dose_value"].astype(float))
+    assert "counts" in adata.layers and adata.uns["tutorial_kit"]["tier"] == "workshop"
+    tk.data.check_schema(adata)
+    with pytest.raises(ValueError, match=r"not in the file \(close names: \{'Hesperadine': \['Hesperadin'\]"):
+        tk.data.sciplex(compounds=["Hesperadine"])
+    with pytest.raises(ValueError, match="no cells of cell line 'HeLa'"):
+        tk.data.sciplex(cell_line="HeLa")

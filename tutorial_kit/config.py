@@ -44,6 +44,7 @@ EPOCHS: dict[str, dict[str, int]] = {
     "scgen": {"ci": 10, "workshop": 100},
     "scpram": {"ci": 10, "workshop": 100},
     "cpa": {"ci": 10, "workshop": 200},
+    "cpa_dose": {"ci": 50, "workshop": 300},
     "contrastivevi": {"ci": 10, "workshop": 200},
     "gan": {"ci": 30, "workshop": 300},
     "vae": {"ci": 10, "workshop": 100},

@@ -12,7 +12,11 @@ function                  ``ci`` tier                                 ``workshop
 :func:`kang_scgen`        scGen's validation split                     scGen's training and validation splits
 :func:`norman`            PerturBench's Norman 2019 development view   scPerturb's Norman 2019 (all cells)
 :func:`papalexi`          sceptredata's Papalexi 2021 (299 genes)      scPerturb's Papalexi 2021 (all genes)
+:func:`sciplex`           none: a refusal that says what to use        scPerturb's sci-Plex 3, five compounds in A549
 ========================  ==========================================  ===========================================
+
+sci-Plex 3 has no CI-sized public file, so session 06 teaches doses on the GRN simulator's
+graded-dose screen at both tiers (its true curves are known) and adds sci-Plex at the workshop tier.
 
 Perturbation-level sessions keep every measured target gene (the linear model of session 09 embeds a
 perturbation by its target's row) and choose the other genes, the most highly variable ones, on
@@ -35,10 +39,16 @@ from tutorial_kit.data.schema import CONTROL, perturbation_parts
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
 
-__all__ = ["kang", "kang_scgen", "norman", "papalexi", "select_genes", "tier"]
+__all__ = ["SCIPLEX_COMPOUNDS", "kang", "kang_scgen", "norman", "papalexi", "sciplex", "select_genes", "tier"]
 
 N_TOP_GENES = 2000
 """Highly variable genes kept by the perturbation-level sessions (plus every measured target)."""
+
+SCIPLEX_COMPOUNDS = (
+    "Belinostat (PXD101)", "Dacinostat (LAQ824)", "Givinostat (ITF2357)", "Hesperadin", "Quisinostat (JNJ-26481585) 2HCl",
+)
+"""sci-Plex 3 compounds of session 06, spelled as in the file: four HDAC inhibitors and the Aurora kinase
+inhibitor hesperadin, among the screen's strongest responses, so a dose changes something measurable."""
 
 MIN_GUIDE_UMIS = 5
 """Low-MOI guide assignment: a cell's top guide needs at least this many UMIs ..."""
@@ -233,3 +243,65 @@ def _scperturb_session(dataset: str, n_top_genes: int) -> "anndata.AnnData":
         genes,
         f"the most variable genes of control cells and every measured target ({n_targets}), {len(genes)} in all",
     )
+
+
+def sciplex(
+    compounds: Sequence[str] = SCIPLEX_COMPOUNDS, cell_line: str = "A549", n_top_genes: int = N_TOP_GENES
+) -> "anndata.AnnData":
+    """sci-Plex 3 (Srivatsan 2020): compounds at four doses and their vehicle in one cell line (session 06).
+
+    ``workshop`` only: scPerturb's file (:func:`tutorial_kit.data.load_scperturb`), the cells of
+    ``cell_line`` treated with ``compounds`` (default :data:`SCIPLEX_COMPOUNDS`) or with the vehicle
+    (``'control'``), and the ``n_top_genes`` most variable genes of those vehicle cells.
+    ``obs``: the course schema plus ``dose`` (nM, a number; 0 for the vehicle), ``dose_value``,
+    ``dose_unit`` and ``condition`` (``'Hesperadin 1000 nM'``).
+    At the ``ci`` tier there is no sci-Plex file small enough, and this function says so.
+
+    Raises:
+        ValueError: at the ``ci`` tier; an unknown cell line or compound (the message lists the
+            names in the file); a treated cell without a dose.
+    """
+    import difflib
+
+    import pandas as pd
+
+    from tutorial_kit.data._checks import expect_columns
+    from tutorial_kit.data.h5ad import read_annotations
+    from tutorial_kit.data.registry import fetch, resolve
+
+    if tier() == "ci":
+        raise ValueError(
+            "tk.data.sciplex(): sci-Plex 3 has no CI-sized file (the public one is 2.5 GB); it is read at the "
+            "workshop tier (TUTORIAL_KIT_TIER=workshop). At the CI tier, tk.simulate.simulate_dose_screen gives a "
+            "screen with graded doses and known curves."
+        )
+    dataset = "sciplex3"
+    obs_raw, _ = read_annotations(fetch(resolve(workshop.SCPERTURB[dataset]["file"])))
+    keep, labels, _ = workshop.scperturb_perturbations(obs_raw, dataset)
+    labels = np.asarray(labels, dtype=object)
+    expect_columns(obs_raw, ["cell_line", "dose_value"], dataset)
+    lines = obs_raw["cell_line"].astype(str).to_numpy()
+    if cell_line not in set(lines):
+        raise ValueError(f"{dataset}: no cells of cell line {cell_line!r}; the file has {sorted(set(lines))}.")
+    names = sorted(set(labels[keep]) - {CONTROL})
+    unknown = [c for c in compounds if c not in set(names)]
+    if unknown or not len(compounds):
+        close = {c: difflib.get_close_matches(c, names, n=3, cutoff=0.4) for c in unknown}
+        raise ValueError(f"{dataset}: compound(s) {unknown or compounds} are not in the file (close names: {close}); "
+                         f"it has {len(names)} compounds, e.g. {names[:8]}.")
+    mine = keep & (lines == cell_line)
+    vehicle = mine & (labels == CONTROL)
+    chosen = mine & (np.isin(labels, list(compounds)) | (labels == CONTROL))
+    del obs_raw
+    controls = workshop.load_scperturb(dataset, cells=vehicle)
+    genes = select_genes(controls, n_top_genes)
+    del controls
+    adata = workshop.load_scperturb(dataset, cells=chosen, genes=genes)
+    is_control = (adata.obs["perturbation"] == CONTROL).to_numpy()
+    dose = pd.to_numeric(adata.obs["dose_value"], errors="coerce").to_numpy(dtype=float)
+    dose[is_control] = 0.0
+    missing = ~np.isfinite(dose)
+    if missing.any():
+        raise ValueError(f"{dataset}: {int(missing.sum())} treated cells have no dose_value; the file is not in scPerturb's layout.")
+    adata.obs["dose"] = dose
+    return _finish_genes(adata, genes, f"the {len(genes)} most variable genes of the {cell_line} vehicle cells")

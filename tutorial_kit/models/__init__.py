@@ -19,6 +19,7 @@ imported only by the model that needs them.
 - :class:`ScpramPackage` (``scpram.py``): the ``scpram`` package behind the interface, for comparison.
 - :func:`perturbation_split`, :func:`tuning_data` (``splits.py``): perturbation-level splits (unseen singles, doubles with 0-2 singles seen) with a validation part for tuning;
   :func:`subsample_perturbed` (unbalanced data) and :func:`validation_holdout` (a validation cell type, a :class:`ValidationHoldout`) for held-out cell types.
+- :func:`dose_split`, :class:`DoseInterpolation`, :func:`evaluate_doses`, :func:`dose_response`, :func:`observed_dose_response` (``dose.py``): held-out doses, the interpolation baselines and dose-response curves, taught in ``06_cpa_biolord``.
 - :func:`evaluate_holdout`, :func:`evaluate_perturbations`, :func:`summarize_seeds`, :func:`interval_table`, :func:`evaluate_cell_types` (``evaluation.py``): models x seeds on one split, as tidy tables with intervals.
 - :func:`run_benchmark`, :class:`Task`, :func:`rank_methods`, :func:`best_methods`, :func:`tune` (``benchmark.py``): methods x seeds x tasks in one table, rankings and the best method of each, Optuna on validation data.
 """
@@ -44,6 +45,12 @@ _WHERE = {
     "ScGen": "scgen",
     "CPA": "cpa",
     "Biolord": "biolord",
+    "DoseSplit": "dose",
+    "dose_split": "dose",
+    "DoseInterpolation": "dose",
+    "evaluate_doses": "dose",
+    "dose_response": "dose",
+    "observed_dose_response": "dose",
     "ScPRAM": "scpram",
     "ScpramPackage": "scpram",
     "PerturbationSplit": "splits",

@@ -112,11 +112,16 @@ class CPA(PerturbationModel):
         n_latent: dimension of the latent space (basal and embeddings).
         n_hidden: units per hidden layer of encoder and decoder.
         n_layers: hidden layers of encoder and decoder.
-        doser_type: CPA's dose-response network: ``'linear'``, ``'sigm'``, ``'logsigm'`` or ``'mlp'``.
+        doser_type: CPA's dose-response curve ``f_p(d)``: ``'linear'`` (``d``), ``'sigm'``
+            (``sigmoid(b d + c) - sigmoid(c)``) or ``'logsigm'`` (the same in ``log1p(d)``), with
+            ``b, c`` learned per perturbation. (cpa-tools' ``'mlp'`` doser fails in its forward pass.)
         dose_key: ``obs`` column of doses (numbers; ``'0.5+1.0'`` strings for combinations), or
             None for one dose for everything.
         max_comb_len: the most perturbations in one label that the model is set up for.
         adversary: train the adversary (CPA's disentanglement); off, CPA is a conditional autoencoder.
+        reg_adv: weight of the adversary's loss in the autoencoder's loss (CPA's ``reg_adv``; its
+            tutorials use 5 to 20): the larger, the harder the encoder works to hide the perturbation.
+        pen_adv: weight of the gradient penalty that smooths the adversary (CPA's ``pen_adv``).
         pretrain_fraction: fraction of the epochs that train the autoencoder alone, before the adversary.
         batch_size: cells per minibatch.
         lr: learning rate of the autoencoder.
@@ -148,6 +153,8 @@ class CPA(PerturbationModel):
         dose_key: str | None = None,
         max_comb_len: int = 2,
         adversary: bool = True,
+        reg_adv: float = 1.0,
+        pen_adv: float = 1.0,
         pretrain_fraction: float = 0.3,
         batch_size: int = 128,
         lr: float = 3e-3,
@@ -163,15 +170,19 @@ class CPA(PerturbationModel):
                              ("max_comb_len", max_comb_len), ("batch_size", batch_size)):
             if int(value) < 1:
                 raise ValueError(f"{where}: {label} must be at least 1, got {value}.")
-        if doser_type not in ("linear", "sigm", "logsigm", "mlp"):
-            raise ValueError(f"{where}: doser_type must be 'linear', 'sigm', 'logsigm' or 'mlp', got {doser_type!r}.")
+        if doser_type not in ("linear", "sigm", "logsigm"):
+            hint = " (cpa-tools 0.8.5's 'mlp' doser has no forward pass)" if doser_type == "mlp" else ""
+            raise ValueError(f"{where}: doser_type must be 'linear', 'sigm' or 'logsigm', got {doser_type!r}{hint}.")
         if not 0.0 <= pretrain_fraction < 1.0:
             raise ValueError(f"{where}: pretrain_fraction must be in [0, 1), got {pretrain_fraction}.")
         if not lr > 0:
             raise ValueError(f"{where}: lr must be positive, got {lr}.")
         self.n_latent, self.n_hidden, self.n_layers = int(n_latent), int(n_hidden), int(n_layers)
         self.doser_type, self.dose_key, self.max_comb_len = doser_type, dose_key, int(max_comb_len)
+        if not (reg_adv >= 0 and pen_adv >= 0):
+            raise ValueError(f"{where}: reg_adv and pen_adv must be >= 0, got {reg_adv} and {pen_adv}.")
         self.adversary, self.pretrain_fraction = bool(adversary), float(pretrain_fraction)
+        self.reg_adv, self.pen_adv = float(reg_adv), float(pen_adv)
         self.batch_size, self.lr, self.layer = int(batch_size), float(lr), layer
         if likelihood not in ("nb", "gauss"):
             raise ValueError(f"{where}: likelihood must be 'nb' (raw counts) or 'gauss' (log-normalized X), got {likelihood!r}.")
@@ -246,8 +257,8 @@ class CPA(PerturbationModel):
             "n_epochs_adv_warmup": max(1, (epochs - n_pretrain) // 3),
             "n_epochs_kl_warmup": None,
             "adv_steps": 2,
-            "reg_adv": 1.0 if self.adversary else 0.0,
-            "pen_adv": 1.0 if self.adversary else 0.0,
+            "reg_adv": self.reg_adv if self.adversary else 0.0,
+            "pen_adv": self.pen_adv if self.adversary else 0.0,
             "n_epochs_verbose": 10 ** 6,
             "step_size_lr": max(epochs // 2, 1),
         }
@@ -364,12 +375,22 @@ class CPA(PerturbationModel):
         return np.asarray(log1p_cp10k(means).toarray(), dtype=np.float32)
 
     def _predict(self, ctrl: "anndata.AnnData", perturbation: str) -> np.ndarray:
+        if self.dose_key is not None:
+            raise ValueError(
+                f"{type(self).__name__}.predict: this model was trained on the doses of obs[{self.dose_key!r}], so a "
+                "prediction needs a dose: use predict_dose(ctrl, perturbation, dose)."
+            )
         labels = [perturbation] * ctrl.n_obs
         dose = "+".join("1.0" for _ in perturbation.split("+"))
         return self._decode(self._query(ctrl, labels, [dose] * ctrl.n_obs, f"{type(self).__name__}.predict"))
 
     def predict_dose(self, ctrl: "anndata.AnnData", perturbation: str, dose: float) -> "anndata.AnnData":
-        """Like :meth:`predict`, at one dose of ``perturbation`` (every part of a combination at ``dose``)."""
+        """Like :meth:`predict`, at one dose of ``perturbation`` (every part of a combination at ``dose``).
+
+        Doses are on the scale of ``obs[dose_key]`` in training; CPA's dose network has seen only
+        the doses it was trained on, so a dose between them is an interpolation by the network,
+        and one outside them an extrapolation (taught in ``06_cpa_biolord``).
+        """
         import anndata as ad
 
         where = f"{type(self).__name__}.predict_dose"
@@ -383,7 +404,7 @@ class CPA(PerturbationModel):
         X = self._decode(self._query(ctrl, labels, [text] * ctrl.n_obs, where))
         obs = ctrl.obs.copy()
         obs[self.perturbation_key] = perturbation
-        obs["dose"] = float(dose)
+        obs[self.dose_key or "dose"] = float(dose)
         obs["predicted"] = True
         return ad.AnnData(X=X, obs=obs, var=ctrl.var.copy())
 

@@ -16,7 +16,7 @@ matplotlib, and drawing changes no settings (no rcParams, no style). One module 
   :func:`diversity_comparison`, :func:`augmentation_results`.
 - ``models.py`` (``04_scgen`` to ``10_benchmarking``): :func:`training_history`, :func:`reg_mean_plot`,
   :func:`latent_delta_plot`, :func:`model_comparison`, :func:`holdout_heatmap`, :func:`spread_plot`,
-  :func:`interaction_residuals`, :func:`effect_scatter`, :func:`benchmark_plot`, :func:`rank_heatmap`.
+  :func:`interaction_residuals`, :func:`effect_scatter`, :func:`benchmark_plot`, :func:`rank_heatmap`, :func:`dose_curves`.
 - ``_style.py``: what they share (the figure grid, column checks, baselines in grey).
 
 Example:
@@ -43,7 +43,7 @@ _WHERE = {
     **dict.fromkeys(("augmentation_results", "diversity_comparison", "embedding_overlay", "gan_history"), "gan"),
     **dict.fromkeys(
         ("benchmark_plot", "effect_scatter", "holdout_heatmap", "interaction_residuals", "latent_delta_plot",
-         "model_comparison", "rank_heatmap", "reg_mean_plot", "spread_plot", "training_history"),
+         "model_comparison", "rank_heatmap", "reg_mean_plot", "spread_plot", "training_history", "dose_curves"),
         "models",
     ),
 }

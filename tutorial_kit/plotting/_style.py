@@ -15,7 +15,7 @@ from tutorial_kit.metrics import LOWER_IS_BETTER
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-BASELINE_NAMES = ("no-change", "mean-shift", "mean", "additive")
+BASELINE_NAMES = ("no-change", "mean-shift", "mean", "additive", "interpolation", "nearest dose")
 """Model names drawn grey as baselines (exactly, or followed by a space: 'mean (seed 0)')."""
 
 BASELINE_COLOR = "0.55"

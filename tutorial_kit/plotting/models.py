@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 __all__ = [
+    "dose_curves",
     "benchmark_plot",
     "effect_scatter",
     "holdout_heatmap",
@@ -742,4 +743,64 @@ def rank_heatmap(ranks: "pd.DataFrame", *, title: str | None = None, ax: Any = N
     what = "metric and seed" if "seed" in ranks.columns else "metric (mean over seeds)"
     ax.set_title(title or f"Rank of each method per {what} (1 = best)", fontsize=10)
     fig.colorbar(im, ax=ax, label="rank (1 = best)")
+    return fig
+
+
+# --------------------------------------------------------------------------- doses (notebook 06)
+
+
+def dose_curves(curves: "dict[str, pd.DataFrame]", genes: Sequence[str], *, observed: "pd.DataFrame | None" = None,
+                held_out: Sequence[float] = (), truth: "pd.DataFrame | None" = None, title: str = "Dose response") -> "Figure":
+    """Dose-response curves of a few genes: each model's curve, the truth and the measured doses.
+
+    One panel per gene, log dose on the x axis, the log fold change versus control on the y axis.
+    Taught in ``06_cpa_biolord``.
+
+    Args:
+        curves: model name -> doses x genes (:func:`tutorial_kit.models.dose_response`).
+        genes: the genes to draw, one panel each.
+        observed: doses x genes measured on real cells (:func:`tutorial_kit.models.observed_dose_response`):
+            filled dots at trained doses, open circles at ``held_out`` doses.
+        held_out: the doses no model was trained on.
+        truth: doses x genes of a simulator's true curve, drawn as a black line.
+        title: the figure's title.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import pandas as pd
+        >>> c = pd.DataFrame({"g": [0.0, -1.0, -2.0]}, index=[1.0, 10.0, 100.0])
+        >>> len(dose_curves({"m": c}, ["g"], observed=c, held_out=[10.0], truth=c).axes)
+        1
+    """
+    if not curves and truth is None:
+        raise ValueError("dose_curves: give at least one model curve or the truth.")
+    genes = list(genes)
+    if not genes:
+        raise ValueError("dose_curves: genes is empty; name the genes to draw.")
+    fig, axes = subplots(len(genes), ncols=min(len(genes), 4), width=3.3, height=2.8)
+    held = {float(d) for d in held_out}
+    for gene, ax in zip(genes, axes):
+        if truth is not None:
+            ax.plot(truth.index, truth[gene], color="black", lw=2, label="truth")
+        n_baselines = 0
+        for i, (name, table) in enumerate(curves.items()):
+            style = "-"
+            if is_baseline(name):
+                style, n_baselines = ("--", ":", "-.")[n_baselines % 3], n_baselines + 1
+            colour = BASELINE_COLOR if is_baseline(name) else f"C{i}"
+            ax.plot(table.index, table[gene], color=colour, lw=1.5, ls=style, label=name)
+        if observed is not None:
+            doses = observed.index.to_numpy(dtype=float)
+            trained = np.array([d not in held for d in doses])
+            ax.scatter(doses[trained], observed[gene].to_numpy()[trained], color="C3", s=18, zorder=3, label="measured (trained)")
+            if (~trained).any():
+                ax.scatter(doses[~trained], observed[gene].to_numpy()[~trained], facecolors="none", edgecolors="C3",
+                           s=40, zorder=3, label="measured (held out)")
+        ax.set_xscale("log")
+        ax.axhline(0, color="0.8", lw=0.8)
+        ax.set_title(str(gene), fontsize=10)
+        ax.set_xlabel("dose")
+        ax.set_ylabel("log fold change vs control")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
     return fig

@@ -1,7 +1,8 @@
 """Simulators of single-cell counts and of Perturb-seq screens, and how to judge their realism.
 
 Taught in ``01_perturbseq_qc`` (a screen with a known answer), ``02_simulation_statistical``
-(copula simulator, GRN simulator, realism) and ``03_simulation_gan`` (conditional WGAN-GP).
+(copula simulator, GRN simulator, realism), ``03_simulation_gan`` (conditional WGAN-GP) and
+``06_cpa_biolord`` (graded doses).
 Every simulator is fitted per group of cells and returns AnnData in the course schema from
 ``.sample(n_cells, seed=...)``.
 Names are imported lazily, so ``tk.simulate`` costs nothing until used, and torch is imported
@@ -12,6 +13,7 @@ only by the GAN.
 - :func:`fit_independent_poisson` (``baseline.py``): the naive baseline, independent Poisson genes.
 - :func:`simulate_screen` (``screen.py``): a small CRISPR screen with planted knockdowns and escapers, for QC.
 - :func:`make_grn`, :func:`simulate_perturbseq`, :func:`observed_effects` (``grn.py``): a gene regulatory network and a screen with known effects.
+- :func:`simulate_dose_screen`, :func:`true_dose_response`, :func:`hill`, :func:`dose_activity` (``dose.py``): graded doses on the GRN, with the true dose-response curves.
 - :func:`fit_gan` (``gan.py``): a conditional WGAN-GP in the spirit of scGAN / cscGAN.
 - :func:`realism`, :func:`split_half`, :func:`summarize_realism` (``evaluation.py``): real-versus-generated checks with a real-versus-real floor.
 """
@@ -37,6 +39,11 @@ _WHERE = {
     "GRN": "grn",
     "simulate_perturbseq": "grn",
     "observed_effects": "grn",
+    "simulate_dose_screen": "dose",
+    "true_dose_response": "dose",
+    "hill": "dose",
+    "dose_activity": "dose",
+    "sample_counts": "_base",
     "fit_gan": "gan",
     "GANSimulator": "gan",
     "realism": "evaluation",

@@ -594,26 +594,6 @@ def _resolve_perturbations(grn: GRN, perturbations: Sequence[str] | str | None) 
     return names
 
 
-def _sample_counts(rng: np.random.Generator, means: np.ndarray, rows: np.ndarray, size: np.ndarray,
-                   dispersion: float, progress: bool) -> Any:
-    """NB counts, cell by cell: mean ``size[c] * means[rows[c]]``, variance ``mean + dispersion * mean^2``."""
-    import scipy.sparse as sp
-    from tqdm import tqdm
-
-    n_genes = means.shape[1]
-    step = max(1, _CHUNK // n_genes)
-    blocks = []
-    for start in tqdm(range(0, len(rows), step), desc="sampling counts", disable=not progress):
-        mu = size[start:start + step, None] * means[rows[start:start + step]]
-        if dispersion > 0:
-            r = 1.0 / dispersion
-            block = rng.negative_binomial(r, r / (r + mu))
-        else:
-            block = rng.poisson(mu)
-        blocks.append(sp.csr_matrix(block.astype(np.int32)))
-    return sp.vstack(blocks, format="csr")
-
-
 def simulate_perturbseq(grn: GRN, *, perturbations: Sequence[str] | str | None = None, kind: str = "knockout",
                         n_cells: int = 100, n_control: int = 300, dispersion: float = 0.2,
                         library_size: float | None = None, library_sdlog: float = 0.3, knockdown: float = 0.05,
@@ -660,7 +640,7 @@ def simulate_perturbseq(grn: GRN, *, perturbations: Sequence[str] | str | None =
         ['synergistic']
     """
     from tutorial_kit.data.schema import CONTROL
-    from tutorial_kit.simulate._base import simulated_adata
+    from tutorial_kit.simulate._base import sample_counts, simulated_adata
 
     if not isinstance(grn, GRN):
         raise ValueError(f"grn must be a GRN from tk.simulate.make_grn(...); got {type(grn).__name__}.")
@@ -684,7 +664,7 @@ def simulate_perturbseq(grn: GRN, *, perturbations: Sequence[str] | str | None =
     rng = np.random.default_rng(seed)
     scale = 1.0 if library_size is None else library_size / float(grn.basal.sum())
     size = scale * rng.lognormal(-library_sdlog**2 / 2, library_sdlog, len(rows))
-    counts = _sample_counts(rng, means, rows, size, dispersion, progress)
+    counts = sample_counts(rng, means, rows, size, dispersion=dispersion, progress=progress, chunk=_CHUNK)
 
     labels = [f"{CONTROL} | {CONTROL}"] + [f"{p} | {kind}" for p in names]
     adata = simulated_adata(counts, np.asarray(labels, dtype=object)[rows], groupby=("perturbation", "condition"),
