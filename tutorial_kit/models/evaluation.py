@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -210,7 +211,9 @@ def evaluate_holdout(
             scored in the same coordinates as the original, ``10_benchmarking``).
 
     Returns:
-        A :class:`HoldoutResult` (table, predictions, models, pca).
+        A :class:`HoldoutResult` (table, predictions, models, pca). A correlation that is undefined
+        because a prediction equals control on a gene set (``pearson_delta`` of no-change) is NaN in
+        the table, without the metric's warning; :func:`interval_table` shows it as ``n/a``.
 
     Raises:
         ValueError: ``models`` is empty or not a dict of callables, a factory does not return
@@ -253,10 +256,14 @@ def evaluate_holdout(
         else:
             model = _train(models[name], name, seed, split, control, epochs, where)
         pred = model.predict(split.ctrl, split.perturbation)
-        df = tkm.evaluate(
-            pred, split.true, split.ctrl, perturbation_key=split.perturbation_key, metrics=metrics, pca=pca,
-            n_top_de=min(20, n_genes), k_overlap=k_overlap, k_top_expressed=min(1000, n_genes),
-        )
+        with warnings.catch_warnings():
+            # correlations of a prediction equal to control are undefined: NaN, shown as n/a (see Returns)
+            warnings.filterwarnings("ignore", message=UNDEFINED_CORRELATION, category=RuntimeWarning)
+            warnings.filterwarnings("ignore", message=NO_CHANGE_DEG, category=RuntimeWarning)
+            df = tkm.evaluate(
+                pred, split.true, split.ctrl, perturbation_key=split.perturbation_key, metrics=metrics, pca=pca,
+                n_top_de=min(20, n_genes), k_overlap=k_overlap, k_top_expressed=min(1000, n_genes),
+            )
         df = df.drop(columns="perturbation")
         df.insert(0, "seed", seed)
         df.insert(0, "model", name)
@@ -475,8 +482,6 @@ def evaluate_perturbations(
         >>> bool(t["value"].iloc[1] < t["value"].iloc[0])
         True
     """
-    import warnings
-
     import anndata as ad
     import pandas as pd
 
