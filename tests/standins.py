@@ -11,7 +11,8 @@ they are.
 Where a CI file holds the same study, the stand-in is derived from it (real cells, real biology):
 Kang (muscat's subset as pertpy's file), scGen's splits (the validation file cut in two), Norman
 (PerturBench's cells turned back into counts, plus the targets and extra genes of the full
-transcriptome), Papalexi (sceptredata's counts with scPerturb's guide labels). Replogle, Adamson,
+transcriptome), Papalexi (sceptredata's counts with scPerturb's guide labels), Datlinger 2021 (scPerturb's
+test subset with its own metadata columns, plus filler genes). Replogle, Adamson,
 Dixit and sci-Plex 3 are synthetic counts in their layouts.
 
 Usage: ``python tests/standins.py OUTDIR`` writes the files and ``OUTDIR/registry.toml``; then
@@ -196,10 +197,26 @@ def papalexi(path: Path, rng: np.random.Generator, n_cells: int = 4000) -> None:
         index=pd.Index([f"l1_AAAC{i:06d}" for i in range(n_cells)], name="cell_barcode"),
     )
     obs["perturbation"] = pd.Categorical(label)
+    obs["replicate"] = pd.Categorical([h.split("-")[0] for h in obs["hto"].astype(str)])  # 'rep1', as the Seurat object
     obs = _scperturb_obs(obs, "THP-1", "monocytes", "acute monocytic leukemia", "CRISPR")
     obs["nperts"] = [0 if p == "control" else 1 for p in label]
     obs = _qc(obs, x)
     ad.AnnData(X=x, obs=obs, var=_scperturb_var(symbols, x)).write_h5ad(path)
+
+
+def datlinger(path: Path, rng: np.random.Generator) -> None:
+    """scPerturb's Datlinger 2021: the CI subset's cells and metadata columns, plus filler genes of a full transcriptome."""
+    meta_path = tk.data.fetch("datlinger2021_scperturb/seurat_metadata.csv")
+    meta = pd.read_csv(meta_path, index_col=0)
+    src = tk.data.load_datlinger2021()
+    assert list(src.obs_names) == list(meta.index.astype(str))
+    extra, extra_names = _noise_genes(rng, src.n_obs, 1500, "DATL")
+    x = sp.hstack([sp.csr_matrix(src.layers["counts"], dtype=np.float32), extra], format="csr")
+    obs = meta.drop(columns=["orig.ident", "nCount_originalexp", "nFeature_originalexp"])
+    for col in ("sample", "cell_line", "perturbation", "perturbation_2", "celltype", "perturbation_type_2"):
+        obs[col] = pd.Categorical(obs[col].astype(str))
+    obs.index = pd.Index(meta.index.astype(str), name="cell_barcode")
+    ad.AnnData(X=x, obs=obs, var=_scperturb_var(list(src.var_names) + extra_names, x)).write_h5ad(path)
 
 
 # ---------------------------------------------------------------------------- scPerturb: synthetic ones
@@ -325,6 +342,7 @@ BUILDERS: dict[str, tuple[str, Callable[..., None]]] = {
     "AdamsonWeissman2016_GSM2406681_10X010.h5ad": ("standin_adamson2016.h5ad", adamson),
     "DixitRegev2016_K562_TFs_7_days.h5ad": ("standin_dixit2016.h5ad", dixit),
     "SrivatsanTrapnell2020_sciplex3.h5ad": ("standin_sciplex3.h5ad", sciplex3),
+    "DatlingerBock2021.h5ad": ("standin_datlinger2021.h5ad", datlinger),  # last: the others keep their draws
 }
 """Built-in workshop file -> (stand-in file name, builder)."""
 

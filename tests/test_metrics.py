@@ -746,3 +746,65 @@ def test_direction_agreement_ignores_rounding_level_changes():
     assert m.direction_agreement_k(ctrl, np.array([1.0, 2.0, 4.0, 4.0]), ctrl, [0, 1]) == 1.0
     # real changes keep their signs
     assert m.direction_agreement_k(true, true, ctrl, [0, 1, 2, 3]) == 1.0
+
+
+# --------------------------------------------------------------------------- latent spaces
+
+
+def test_label_accuracy_balanced_chance_and_by_hand():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], [80, 20, 20])  # unbalanced: plain accuracy of "always a" would be 0.67
+    noise = rng.normal(size=(120, 4))
+    acc, chance = m.label_accuracy(noise, labels, seed=0)
+    assert chance == pytest.approx(1 / 3) and abs(acc - 1 / 3) < 0.15
+    separated = noise + np.select([labels == "b", labels == "c"], [5.0, -5.0], 0.0)[:, None]
+    acc, _ = m.label_accuracy(separated, labels, seed=0)
+    assert acc > 0.95
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    by_hand = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=1)),
+                              noise, labels, cv=StratifiedKFold(5, shuffle=True, random_state=1),
+                              scoring="balanced_accuracy").mean()
+    assert m.label_accuracy(noise, labels, seed=1)[0] == pytest.approx(by_hand)
+    assert m.label_accuracy(noise[:, 0], labels)[0] == m.label_accuracy(noise[:, :1], labels)[0]  # 1-D accepted
+
+
+def test_label_accuracy_errors():
+    z = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="9 labels for 10 cells"):
+        m.label_accuracy(z, ["a"] * 9)
+    with pytest.raises(ValueError, match="one class only"):
+        m.label_accuracy(z, ["a"] * 10)
+    with pytest.raises(ValueError, match=r"fewer cells than the 5 folds"):
+        m.label_accuracy(z, ["a"] * 7 + ["b"] * 3)
+    with pytest.raises(ValueError, match="n_folds must be at least 2"):
+        m.label_accuracy(z, ["a", "b"] * 5, n_folds=1)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        m.label_accuracy(np.full((10, 2), np.nan), ["a", "b"] * 5)
+
+
+def test_knn_recovery_by_hand_and_limits():
+    z = np.array([[0.0], [0.1], [0.2], [10.0], [10.1], [10.2]])
+    t = np.array([1.0, 1.0, 1.0, 3.0, 3.0, 3.0])
+    assert m.knn_recovery(z, t, k=2) == pytest.approx(1.0)
+    # k=3: each cell's 3 neighbours are its 2 cluster mates and the nearest of the other cluster
+    smoothed = np.array([(1 + 1 + 3) / 3] * 3 + [(3 + 3 + 1) / 3] * 3)
+    by_hand = 1 - ((t - smoothed) ** 2).sum() / ((t - t.mean()) ** 2).sum()
+    assert m.knn_recovery(z, t, k=3) == pytest.approx(by_hand)
+    # a matrix of targets: R^2 pooled over columns
+    assert m.knn_recovery(z, np.column_stack([t, 2 * t]), k=2) == pytest.approx(1.0)
+    # duplicated points: the cell itself is excluded even when a copy ties at distance 0
+    assert m.knn_recovery(np.zeros((4, 1)), np.array([0.0, 0.0, 1.0, 1.0]), k=1) <= 0.0
+    assert np.isnan(m.knn_recovery(z, np.ones(6), k=2))  # constant targets: nothing to recover
+
+
+def test_knn_recovery_errors():
+    with pytest.raises(ValueError, match="same number of cells"):
+        m.knn_recovery(np.zeros((5, 2)), np.zeros(4))
+    with pytest.raises(ValueError, match="k must be between 1 and 4"):
+        m.knn_recovery(np.zeros((5, 2)), np.zeros(5), k=5)
+    with pytest.raises(ValueError, match="finite"):
+        m.knn_recovery(np.full((5, 2), np.inf), np.zeros(5))

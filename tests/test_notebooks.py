@@ -80,7 +80,7 @@ def test_notebook_executes(notebook, env_python):
 
 # --------------------------------------------------------------------------- the workshop tier, on stand-ins
 
-WORKSHOP_NOTEBOOKS = ["04_scgen.ipynb", "06_cpa_biolord.ipynb", "09_linear_baselines.ipynb"]
+WORKSHOP_NOTEBOOKS = ["04_scgen.ipynb", "06_cpa_biolord.ipynb", "07_contrastivevi.ipynb", "09_linear_baselines.ipynb"]
 """Notebooks executed at the workshop tier on the stand-ins of tests/standins.py (the full files are too
 large for CI): proof that nothing in them is tied to the CI files."""
 EXECUTED_WORKSHOP = OUTPUT / "executed-workshop"

@@ -52,7 +52,7 @@ def test_import_has_no_side_effects():
             "dir(tk.plotting); "
             "print('matplotlib' in sys.modules, 'sklearn' in sys.modules, 'pertpy' in sys.modules, len(names))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["False", "False", "False", "31"]
+    assert out == ["False", "False", "False", "36"]
 
 
 def _plotting_modules():
@@ -62,7 +62,7 @@ def _plotting_modules():
 
 def test_every_public_function_of_every_plotting_module_is_in_all():
     modules = _plotting_modules()
-    assert {m.__name__.rsplit(".", 1)[1] for m in modules} == {"qc", "simulation", "gan", "models"}
+    assert {m.__name__.rsplit(".", 1)[1] for m in modules} == {"qc", "simulation", "gan", "models", "causal", "latent"}
     public = {}
     for module in modules:
         functions = {name for name, obj in vars(module).items()
@@ -553,3 +553,26 @@ def test_model_comparison_greys_exactly_the_baselines():
               for line in fig.axes[0].lines if line.get_marker() == "o"]
     grey = tuple(np.round(matplotlib.colors.to_rgb("0.55"), 3))
     assert [c == grey for c in colors] == [True, True, False, False, True]
+
+
+def test_latent_figures_draw_every_panel_and_refuse_mismatched_cells():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(0)
+    spaces = {"PCA": rng.normal(size=(60, 5)), "salient": rng.normal(size=(60, 2))}
+    fig = tk.plotting.latent_scatter(spaces, {"score": rng.uniform(size=60), "label": np.repeat(list("abcdef"), 10)},
+                                     max_categories=3, max_cells=40)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == 4 and panels[-1].get_legend() is not None
+    assert [t.get_text() for t in panels[-1].get_legend().get_texts()][-1] == "other"  # 2 labels in colour, the rest grey
+    with pytest.raises(ValueError, match="same cells"):
+        tk.plotting.latent_scatter({"a": np.zeros((5, 2))}, {"x": np.zeros(4)})
+    with pytest.raises(ValueError, match="at least one space"):
+        tk.plotting.latent_scatter({}, {"x": np.zeros(4)})
+    summary = pd.DataFrame({"space": ["PCA", "salient"], "label": ["replicate"] * 2, "mean": [0.5, 0.4],
+                            "ci_low": [np.nan, 0.3], "ci_high": [np.nan, 0.5]})
+    fig = tk.plotting.space_scores(summary, chance={"replicate": 1 / 3})
+    assert len(fig.axes) == 1 and fig.axes[0].get_lines()[-1].get_ydata()[0] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="space"):
+        tk.plotting.space_scores(summary.drop(columns="space"))

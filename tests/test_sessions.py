@@ -50,6 +50,26 @@ def test_workshop_tier_reads_the_full_files_same_schema(standin_registry, monkey
         assert not info["targets_not_measured"], "a measured target was dropped from the genes"
         assert adata.n_vars == 500 and len(info["targets_measured"]) > 9
         tk.data.check_schema(adata)
+    assert tk.data.papalexi(n_top_genes=500).obs["replicate"].nunique() == 3  # session 07's shared variation
+
+
+def test_datlinger_has_the_same_labels_and_shared_condition_at_both_tiers(standin_registry, monkeypatch):
+    monkeypatch.setenv("TUTORIAL_KIT_TIER", "ci")
+    ci = tk.data.datlinger(n_top_genes=800)
+    monkeypatch.setenv("TUTORIAL_KIT_REGISTRY", str(standin_registry))
+    monkeypatch.setenv("TUTORIAL_KIT_TIER", "workshop")
+    full = tk.data.datlinger(n_top_genes=800)
+    in_file = set(tk.data.load_datlinger2021().var_names)  # the stand-in has these genes too (plus filler)
+    for adata, tier in ((ci, "ci"), (full, "workshop")):
+        info = adata.uns["tutorial_kit"]
+        assert info["tier"] == tier and adata.n_vars == 800 and "counts" in adata.layers
+        targets = set(info["targets_measured"]) | set(info["targets_not_measured"])
+        assert set(info["targets_measured"]) == targets & in_file, "a measured target was dropped from the genes"
+        assert set(adata.obs["condition"]) == {"stimulated", "unstimulated"}
+        tk.data.check_schema(adata)
+    assert set(ci.obs["perturbation"]) == set(full.obs["perturbation"]) and len(set(ci.obs["perturbation"])) == 21
+    assert (ci.obs["perturbation"] == CONTROL).sum() == (full.obs["perturbation"] == CONTROL).sum() == 200
+    assert full.uns["tutorial_kit"]["stands_for"]
 
 
 def test_select_genes_looks_only_at_the_chosen_cells_and_keeps_targets():

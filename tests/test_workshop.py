@@ -147,6 +147,11 @@ def test_scperturb_label_spellings_become_the_course_schema():
     assert (dixit.obs.loc[dixit.obs["perturbation"] == "ELF1+ELK1", "n_perturbations"] == 2).all()  # not the file's nperts
     adamson = tk.data.load_scperturb("adamson2016")
     assert set(adamson.obs["perturbation"]) == {CONTROL, "ATF6", "EIF2AK3", "ERN1"}
+    datlinger = tk.data.load_scperturb("datlinger2021")
+    guided = datlinger.obs[datlinger.obs["perturbation"] != CONTROL]
+    assert all(g.rsplit("_", 1)[0] == p for g, p in zip(guided["guide"], guided["perturbation"]))  # 'ZAP70_1' -> 'ZAP70'
+    assert set(datlinger.obs["condition"]) == {"stimulated", "unstimulated"}  # from perturbation_2
+    assert (datlinger.obs["n_perturbations"] <= 1).all()  # not the file's nperts, which counts the stimulation
     sciplex = tk.data.load_scperturb("sciplex3")
     assert "Tacedinaline (CI-994)" in set(sciplex.obs["perturbation"])  # a compound's name is never split
     assert set(sciplex.obs["cell_type"]) == {"A549", "K562", "MCF7"}

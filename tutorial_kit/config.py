@@ -45,7 +45,7 @@ EPOCHS: dict[str, dict[str, int]] = {
     "scpram": {"ci": 10, "workshop": 100},
     "cpa": {"ci": 10, "workshop": 200},
     "cpa_dose": {"ci": 50, "workshop": 300},
-    "contrastivevi": {"ci": 10, "workshop": 200},
+    "contrastivevi": {"ci": 60, "workshop": 400},
     "gan": {"ci": 30, "workshop": 300},
     "vae": {"ci": 10, "workshop": 100},
     "jepa": {"ci": 20, "workshop": 200},

@@ -54,7 +54,9 @@ __all__ = [
     "embed",
     "evaluate",
     "fit_pca",
+    "knn_recovery",
     "l2_top_expressed",
+    "label_accuracy",
     "mmd_rbf",
     "mse_top_de",
     "pearson",
@@ -963,6 +965,138 @@ def discrimination_rank(pred_effects: Any, true_effects: Any) -> Any:
 
         return pd.Series(ranks, index=names, name="discrimination_rank")
     return ranks
+
+
+# --------------------------------------------------------------------------- latent spaces
+
+
+def knn_recovery(embedding: Any, targets: Any, *, k: int = 15) -> float:
+    """How much of a known per-cell quantity a space's neighbourhoods recover: R^2 of a kNN average.
+
+    Each cell's value is predicted as the mean of ``targets`` over its ``k`` nearest neighbours
+    in ``embedding`` (Euclidean, the cell itself excluded), and the score is
+    ``R^2 = 1 - sum ||t_i - tbar_i||^2 / sum ||t_i - mean(t)||^2`` over cells (and over the
+    columns of a matrix of targets). 1: neighbours share the cell's value; 0: neighbours are no
+    better than the average cell; negative: worse. Unlike a classifier, nothing is fitted: a
+    space whose neighbourhoods are set by something else (a shared nuisance program) scores low
+    even if the quantity could be read off it along some direction. Taught in
+    ``07_contrastivevi``, where the targets are each cell's true perturbation effect.
+
+    Args:
+        embedding: cells x dimensions.
+        targets: one value (vector) or one row (matrix, cells x columns) per cell.
+        k: neighbours per cell (fewer than the number of cells).
+
+    Returns:
+        The R^2, a float (NaN if the targets are constant).
+
+    Raises:
+        ValueError: shapes that do not match, non-finite values, or ``k`` out of range.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> t = np.repeat([0.0, 1.0], 50)
+        >>> clustered = rng.normal(size=(100, 2)) * 0.1 + t[:, None]
+        >>> round(knn_recovery(clustered, t, k=5), 3)
+        1.0
+        >>> bool(knn_recovery(rng.normal(size=(100, 2)), t, k=5) < 0.3)
+        True
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    z = np.asarray(embedding, dtype=np.float64)
+    t = np.asarray(targets, dtype=np.float64)
+    if t.ndim == 1:
+        t = t[:, None]
+    if z.ndim != 2 or t.ndim != 2 or z.shape[0] != t.shape[0]:
+        raise ValueError(
+            f"knn_recovery: embedding (cells x dims) and targets (one row per cell) must have the same number "
+            f"of cells; got shapes {z.shape} and {t.shape}."
+        )
+    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(t))):
+        raise ValueError("knn_recovery: embedding and targets must be finite; remove NaN or infinite values first.")
+    k = int(k)
+    if not 1 <= k < z.shape[0]:
+        raise ValueError(f"knn_recovery: k must be between 1 and {z.shape[0] - 1} (cells - 1); got {k}.")
+    neighbours = NearestNeighbors(n_neighbors=k + 1).fit(z).kneighbors(z, return_distance=False)
+    # drop each cell itself: the first neighbour, or wherever it sits when duplicates tie at distance 0
+    rows = np.arange(z.shape[0])[:, None]
+    others = np.where(neighbours == rows, -1, neighbours)
+    keep = np.array([row[row >= 0][:k] for row in others])
+    smoothed = t[keep].mean(axis=1)
+    total = float(((t - t.mean(axis=0)) ** 2).sum())
+    if total == 0:
+        return float("nan")
+    return 1.0 - float(((t - smoothed) ** 2).sum()) / total
+
+
+def label_accuracy(embedding: Any, labels: Any, *, seed: int = 0, n_folds: int = 5) -> tuple[float, float]:
+    """What a latent space knows about a label: cross-validated balanced accuracy of a linear classifier.
+
+    A logistic regression (features standardized inside each fold) is trained on ``n_folds - 1``
+    folds and scored on the held-out fold, with folds stratified by label and shuffled with
+    ``seed``; the score is the balanced accuracy (the mean recall over classes), averaged over
+    folds. Balanced accuracy has chance level ``1 / n_classes`` whatever the class sizes, so
+    spaces and labels of different balance can be compared. Taught in ``07_contrastivevi``
+    (salient versus background space) and ``08_cinemaot`` (confounder versus treatment components).
+
+    Args:
+        embedding: cells x dimensions (a latent space, principal components, ICA components).
+        labels: one label per cell (at least 2 classes, each with at least ``n_folds`` cells).
+        seed: seed of the fold assignment (and of the classifier).
+        n_folds: folds of the cross-validation (at least 2).
+
+    Returns:
+        ``(balanced_accuracy, chance)``, with ``chance = 1 / n_classes``.
+
+    Raises:
+        ValueError: the embedding is not 2-D and finite, the number of labels differs from the
+            number of cells, fewer than 2 classes, or a class with fewer than ``n_folds`` cells.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> labels = np.repeat(["a", "b"], 50)
+        >>> informative = rng.normal(size=(100, 3)) + (labels == "b")[:, None] * 3.0
+        >>> acc, chance = label_accuracy(informative, labels)
+        >>> bool(acc > 0.9), chance
+        (True, 0.5)
+        >>> acc, _ = label_accuracy(rng.normal(size=(100, 3)), labels)
+        >>> bool(abs(acc - 0.5) < 0.2)
+        True
+    """
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    z = np.asarray(embedding, dtype=np.float64)
+    if z.ndim == 1:
+        z = z[:, None]
+    if z.ndim != 2 or not np.all(np.isfinite(z)):
+        raise ValueError(
+            f"label_accuracy: embedding must be a finite cells x dimensions matrix; got shape {z.shape}"
+            f"{'' if z.ndim != 2 else ' with NaN or infinite values'}."
+        )
+    y = np.asarray(pd.Series(labels).astype(str))
+    if y.size != z.shape[0]:
+        raise ValueError(f"label_accuracy: {y.size} labels for {z.shape[0]} cells; give one label per cell.")
+    n_folds = int(n_folds)
+    if n_folds < 2:
+        raise ValueError(f"label_accuracy: n_folds must be at least 2; got {n_folds}.")
+    counts = pd.Series(y).value_counts()
+    if counts.size < 2:
+        raise ValueError(f"label_accuracy: the labels have one class only ({counts.index[0]!r}); nothing to predict.")
+    small = counts[counts < n_folds]
+    if len(small):
+        raise ValueError(
+            f"label_accuracy: class(es) {small.to_dict()} have fewer cells than the {n_folds} folds; "
+            "drop them or use fewer folds."
+        )
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=int(seed))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=int(seed)))
+    scores = cross_val_score(clf, z, y, cv=folds, scoring="balanced_accuracy")
+    return float(np.mean(scores)), 1.0 / counts.size
 
 
 # --------------------------------------------------------------------------- evaluate

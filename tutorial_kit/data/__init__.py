@@ -35,7 +35,16 @@ from tutorial_kit.data.registry import (
     status,
     unregister,
 )
-from tutorial_kit.data.sessions import SCIPLEX_COMPOUNDS, kang, kang_scgen, norman, papalexi, sciplex, select_genes
+from tutorial_kit.data.sessions import (
+    SCIPLEX_COMPOUNDS,
+    datlinger,
+    kang,
+    kang_scgen,
+    norman,
+    papalexi,
+    sciplex,
+    select_genes,
+)
 from tutorial_kit.data.workshop import SCPERTURB, load_kang2018, load_scgen_pbmc, load_scperturb
 from tutorial_kit.data.schema import (
     CONTROL,
@@ -57,6 +66,7 @@ __all__ = [
     "load_scperturb",
     "norman",
     "papalexi",
+    "datlinger",
     "sciplex",
     "SCIPLEX_COMPOUNDS",
     "select_genes",

@@ -376,6 +376,11 @@ _WORKSHOP_ENTRIES = [
         "Papalexi 2021 ECCITE-seq CRISPR knockout in THP-1 (RNA), scPerturb: 20,729 cells x 18,649 genes, raw counts",
     ),
     _scperturb(
+        "DatlingerBock2021.h5ad", None, None,
+        "Datlinger 2021 CROP-seq in Jurkat cells with and without TCR stimulation, scPerturb: the full screen "
+        "behind the CI subset (datlinger2021_scperturb), raw counts",
+    ),
+    _scperturb(
         "SrivatsanTrapnell2020_sciplex3.h5ad", 2_526_631_614, "md5:c9e70629505d98c7ca1a837f62b14e89",
         "sci-Plex 3 (Srivatsan 2020): 188 compounds x 4 doses in A549, K562, MCF7, scPerturb: 799,317 cells",
         extra_urls=("https://exampledata.scverse.org/pertpy/srivatsan_2020_sciplex3.h5ad",),

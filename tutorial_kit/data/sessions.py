@@ -188,8 +188,29 @@ def norman(n_top_genes: int = N_TOP_GENES) -> "anndata.AnnData":
     return _scperturb_session("norman2019", n_top_genes)
 
 
+def datlinger(n_top_genes: int = 1000) -> "anndata.AnnData":
+    """Datlinger 2021 CROP-seq knockouts in Jurkat cells, with and without TCR stimulation (session 07).
+
+    ``ci``: scPerturb's test subset (:func:`tutorial_kit.data.load_datlinger2021`, 7,500 cells,
+    2,000 genes); ``workshop``: scPerturb's full file (:func:`tutorial_kit.data.load_scperturb`).
+    Both are reduced to the ``n_top_genes`` most variable genes of the control cells plus every
+    measured target. ``obs``: ``perturbation`` (the target gene or ``'control'``), ``guide``,
+    ``condition`` (``'stimulated'`` / ``'unstimulated'``: TCR stimulation, the variation control
+    and perturbed cells share), ``cell_type`` (``'Jurkat'``), ``dataset``; raw counts in
+    ``layers['counts']``.
+    """
+    if tier() == "ci":
+        adata = loaders.load_datlinger2021()
+        control = (adata.obs["perturbation"] == CONTROL).to_numpy()
+        genes = select_genes(adata, n_top_genes, on=control, keep=_targets(adata))
+        n_targets = sum(t in set(genes) for t in _targets(adata))
+        return _finish_genes(adata, genes, f"the most variable genes of control cells and every measured target "
+                                           f"({n_targets}), {len(genes)} in all")
+    return _scperturb_session("datlinger2021", n_top_genes)
+
+
 def papalexi(n_top_genes: int = N_TOP_GENES) -> "anndata.AnnData":
-    """Papalexi 2021 ECCITE-seq CRISPR knockout screen in THP-1 cells, one guide per cell (session 09).
+    """Papalexi 2021 ECCITE-seq CRISPR knockout screen in THP-1 cells, one guide per cell (sessions 07, 09).
 
     ``ci``: sceptredata's file (:func:`tutorial_kit.data.load_papalexi2021`: every cell of the
     screen, 299 genes of which 9 are targets), guides assigned by the low-MOI maximum rule
@@ -199,7 +220,9 @@ def papalexi(n_top_genes: int = N_TOP_GENES) -> "anndata.AnnData":
     (:func:`tutorial_kit.data.load_scperturb`), reduced to the ``n_top_genes`` most variable
     genes of control cells plus every measured target.
     ``obs``: ``perturbation`` (target gene or ``'control'``), ``guide``, ``condition``
-    (``'IFN-gamma'``), ``n_perturbations``, ``cell_type``, ``dataset``.
+    (``'IFN-gamma'``), ``n_perturbations``, ``cell_type``, ``replicate`` (the biological
+    replicate, three at both tiers: ``'rep_1'`` in sceptredata's spelling, ``'rep1'`` in
+    scPerturb's), ``dataset``.
     """
     if tier() == "ci":
         adata = _assign_low_moi(loaders.load_papalexi2021())

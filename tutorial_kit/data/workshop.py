@@ -258,6 +258,14 @@ SCPERTURB: dict[str, dict[str, Any]] = {
         "condition": "IFN-gamma",
         "description": "Papalexi 2021 ECCITE-seq knockout screen in THP-1 cells stimulated with IFN-gamma (RNA)",
     },
+    "datlinger2021": {
+        "file": "DatlingerBock2021.h5ad",
+        "cell_type": "Jurkat",
+        "labels": "guides",  # 'ZAP70_1' (gene, '_', guide number); 'control'; nperts counts perturbation_2 too
+        "guide_pattern": r"^(?P<gene>[^_]+)_\d+$",
+        "condition_column": "perturbation_2",  # 'stimulated' / 'unstimulated' (TCR stimulation)
+        "description": "Datlinger 2021 CROP-seq knockouts in Jurkat cells, with and without TCR stimulation",
+    },
     "sciplex3": {
         "file": "SrivatsanTrapnell2020_sciplex3.h5ad",
         "cell_type": None,  # three cell lines: read from the file
@@ -352,7 +360,7 @@ def load_scperturb(
 
     Args:
         dataset: a key of :data:`SCPERTURB` (``'norman2019'``, ``'replogle2022'``, ``'adamson2016'``,
-            ``'dixit2016'``, ``'papalexi2021'``, ``'sciplex3'``).
+            ``'dixit2016'``, ``'papalexi2021'``, ``'datlinger2021'``, ``'sciplex3'``).
         cells: boolean mask or increasing integer positions of the cells to read (``None``: all).
         genes: gene symbols to keep, in that order (``None``: all). ``X`` is still normalized by
             each cell's total over *all* genes, as if the whole matrix had been normalized first.
@@ -365,11 +373,14 @@ def load_scperturb(
     control, 1, 2, ...), and, in most files, ``perturbation_type``, ``celltype``, ``cell_line``,
     ``ncounts``, ``ngenes``, ``percent_mito``, ``percent_ribo``; dataset columns such as
     ``guide_id``, ``gemgroup`` (Norman), ``replicate`` (Papalexi), ``dose_value`` and
-    ``dose_unit`` (sci-Plex 3). ``var``: index gene symbols (may repeat), ``ensembl_id`` in some.
+    ``dose_unit`` (sci-Plex 3), ``perturbation_2`` (Datlinger 2021: the TCR stimulation; its guide
+    labels are ``'ZAP70_1'``, and ``nperts`` counts the stimulation as a second perturbation, as
+    in the CI subset's metadata). ``var``: index gene symbols (may repeat), ``ensembl_id`` in some.
 
     Course schema: ``perturbation`` (``'A+B'`` sorted; for sci-Plex the compound),
     ``condition`` (the perturbation, with the dose for sci-Plex, e.g. ``'Dex 1000 nM'``;
-    ``'IFN-gamma'`` for Papalexi, where every cell was stimulated), ``n_perturbations``,
+    ``'IFN-gamma'`` for Papalexi, where every cell was stimulated; Datlinger's ``perturbation_2``,
+    ``'stimulated'`` or ``'unstimulated'``), ``n_perturbations``,
     ``perturbation_raw``, ``cell_type``, ``dataset``, and the columns of ``tutorial_kit.data.workshop.SCPERTURB_KEEP`` present.
 
     Raises:
@@ -414,6 +425,9 @@ def load_scperturb(
     obs["n_perturbations"] = [0 if p == CONTROL else p.count("+") + 1 for p in labels]
     if "condition" in spec:
         obs["condition"] = spec["condition"]
+    elif "condition_column" in spec:
+        expect_columns(obs_raw, [spec["condition_column"]], dataset)
+        obs["condition"] = obs_raw[spec["condition_column"]].astype(str).to_numpy()
     elif "dose_value" in obs_raw:
         dose = pd.to_numeric(obs_raw["dose_value"], errors="coerce").to_numpy()
         unit = obs_raw["dose_unit"].astype(str).to_numpy() if "dose_unit" in obs_raw else np.full(len(obs), "")

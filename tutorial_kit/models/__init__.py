@@ -20,7 +20,9 @@ imported only by the model that needs them.
 - :func:`perturbation_split`, :func:`tuning_data` (``splits.py``): perturbation-level splits (unseen singles, doubles with 0-2 singles seen) with a validation part for tuning;
   :func:`subsample_perturbed` (unbalanced data) and :func:`validation_holdout` (a validation cell type, a :class:`ValidationHoldout`) for held-out cell types.
 - :func:`dose_split`, :class:`DoseInterpolation`, :func:`evaluate_doses`, :func:`dose_response`, :func:`observed_dose_response` (``dose.py``): held-out doses, the interpolation baselines and dose-response curves, taught in ``06_cpa_biolord``.
+- :func:`contrastive_indices` (``contrastive.py``): the background (control) and target cells of scvi-tools' contrastiveVI, checked, taught in ``07_contrastivevi``.
 - :func:`evaluate_holdout`, :func:`evaluate_perturbations`, :func:`summarize_seeds`, :func:`interval_table`, :func:`evaluate_cell_types` (``evaluation.py``): models x seeds on one split, as tidy tables with intervals.
+- :func:`cinemaot_effects`, :func:`component_dependence`, :func:`ica_components`, :func:`naive_effects`, :func:`group_effects`, :func:`effect_summary`, :func:`effect_errors`, :func:`cinemaot_synergy`, :func:`additive_residual` (``cinemaot.py``): CINEMA-OT's per-cell treatment effects (pertpy), their naive rivals, summaries and synergy, taught in ``08_cinemaot``.
 - :func:`run_benchmark`, :class:`Task`, :func:`rank_methods`, :func:`best_methods`, :func:`tune` (``benchmark.py``): methods x seeds x tasks in one table, rankings and the best method of each, Optuna on validation data.
 """
 
@@ -45,6 +47,7 @@ _WHERE = {
     "ScGen": "scgen",
     "CPA": "cpa",
     "Biolord": "biolord",
+    "contrastive_indices": "contrastive",
     "DoseSplit": "dose",
     "dose_split": "dose",
     "DoseInterpolation": "dose",
@@ -74,5 +77,10 @@ _WHERE = {
     "summarize_seeds": "evaluation",
     "evaluate_cell_types": "evaluation",
     "HoldoutResult": "evaluation",
+    **dict.fromkeys(
+        ("cinemaot_effects", "component_dependence", "ica_components", "naive_effects", "group_effects",
+         "effect_summary", "effect_errors", "cinemaot_synergy", "additive_residual"),
+        "cinemaot",
+    ),
 }
 __all__, __getattr__, __dir__ = lazy_names(__name__, _WHERE)

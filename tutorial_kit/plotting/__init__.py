@@ -17,6 +17,8 @@ matplotlib, and drawing changes no settings (no rcParams, no style). One module 
 - ``models.py`` (``04_scgen`` to ``10_benchmarking``): :func:`training_history`, :func:`reg_mean_plot`,
   :func:`latent_delta_plot`, :func:`model_comparison`, :func:`holdout_heatmap`, :func:`spread_plot`,
   :func:`interaction_residuals`, :func:`effect_scatter`, :func:`benchmark_plot`, :func:`rank_heatmap`, :func:`dose_curves`.
+- ``latent.py`` (``07_contrastivevi``): :func:`latent_scatter`, :func:`space_scores`.
+- ``causal.py`` (``08_cinemaot``): :func:`component_xi`, :func:`group_effect_heatmap`, :func:`effect_errors_plot`.
 - ``_style.py``: what they share (the figure grid, column checks, baselines in grey).
 
 Example:
@@ -40,6 +42,8 @@ _WHERE = {
          "marginal_fits", "realism_summary", "true_effects"),
         "simulation",
     ),
+    **dict.fromkeys(("component_xi", "effect_errors_plot", "group_effect_heatmap"), "causal"),
+    **dict.fromkeys(("latent_scatter", "space_scores"), "latent"),
     **dict.fromkeys(("augmentation_results", "diversity_comparison", "embedding_overlay", "gan_history"), "gan"),
     **dict.fromkeys(
         ("benchmark_plot", "effect_scatter", "holdout_heatmap", "interaction_residuals", "latent_delta_plot",

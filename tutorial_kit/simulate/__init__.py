@@ -14,6 +14,8 @@ only by the GAN.
 - :func:`simulate_screen` (``screen.py``): a small CRISPR screen with planted knockdowns and escapers, for QC.
 - :func:`make_grn`, :func:`simulate_perturbseq`, :func:`observed_effects` (``grn.py``): a gene regulatory network and a screen with known effects.
 - :func:`simulate_dose_screen`, :func:`true_dose_response`, :func:`hill`, :func:`dose_activity` (``dose.py``): graded doses on the GRN, with the true dose-response curves.
+- :func:`add_shared_program` (``nuisance.py``): a shared nuisance program (cell-cycle-like) in every cell of a GRN screen, taught in ``07_contrastivevi``.
+- :func:`simulate_cell_type_screen`, :func:`cp10k_log1p` (``celltypes.py``): cell types that respond differently to one perturbation, with every cell's true effect (``08_cinemaot``).
 - :func:`fit_gan` (``gan.py``): a conditional WGAN-GP in the spirit of scGAN / cscGAN.
 - :func:`realism`, :func:`split_half`, :func:`summarize_realism` (``evaluation.py``): real-versus-generated checks with a real-versus-real floor.
 """
@@ -44,6 +46,9 @@ _WHERE = {
     "hill": "dose",
     "dose_activity": "dose",
     "sample_counts": "_base",
+    "add_shared_program": "nuisance",
+    "simulate_cell_type_screen": "celltypes",
+    "cp10k_log1p": "celltypes",
     "fit_gan": "gan",
     "GANSimulator": "gan",
     "realism": "evaluation",

@@ -187,7 +187,7 @@ def simulate_dose_screen(
         grn: the network (:func:`tutorial_kit.simulate.make_grn`).
         perturbations: single genes, e.g. ``['TF01', 'TF06']``.
         doses: doses > 0 given to every perturbation (units of your choice; the default is
-            :data:`DOSES`, in units of the top dose).
+            ``DOSES``, in units of the top dose).
         ec50: dose of half the maximal effect: one number, or one per perturbation (a mapping).
         n: Hill coefficient.
         kind: ``'knockout'`` or ``'activation'``.
