@@ -117,3 +117,13 @@ def cells():
 def notebooks_run(request) -> list[str]:
     """The notebooks that tests/test_notebooks.py executes in this pytest session (before the book)."""
     return list(request.config.stash.get(NOTEBOOKS_RUN, []))
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close every matplotlib figure a test opened (only if the test imported pyplot at all)."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

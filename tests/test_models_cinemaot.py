@@ -18,17 +18,10 @@ import scipy.sparse as sp
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 
 import tutorial_kit as tk  # noqa: E402
 from tutorial_kit.models import cinemaot  # noqa: E402
 from tutorial_kit.simulate import make_grn, simulate_cell_type_screen  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture(scope="module")

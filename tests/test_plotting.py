@@ -29,12 +29,6 @@ import tutorial_kit as tk  # noqa: E402
 from tutorial_kit import plotting, qc  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 @pytest.fixture(scope="module")
 def guide_counts():
     rng = np.random.default_rng(0)

@@ -17,12 +17,6 @@ from tutorial_kit import plotting  # noqa: E402
 from tutorial_kit.models import rank_methods  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 def _summary() -> pd.DataFrame:
     """Two tasks; edistance and pearson_delta on both, mse_top_de only on 'cells'."""
     rows = []

@@ -10,7 +10,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -24,12 +23,6 @@ from tutorial_kit.data.schema import log1p_cp10k  # noqa: E402
 from tutorial_kit.simulate import copula as C  # noqa: E402
 from tutorial_kit.simulate._base import group_labels  # noqa: E402
 from tutorial_kit.simulate.marginals import CdfTable  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _adata(counts, groups=None):

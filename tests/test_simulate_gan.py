@@ -11,7 +11,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -72,12 +71,6 @@ def toy() -> ad.AnnData:
 @pytest.fixture(scope="module")
 def fitted(toy) -> GANSimulator:
     return fit_gan(toy, groupby="cell_type", seed=0, **FAST)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _totals(adata: ad.AnnData) -> np.ndarray:

@@ -18,19 +18,12 @@ from scipy.special import expit
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 
 from tutorial_kit import plotting  # noqa: E402
 from tutorial_kit.data.schema import check_schema, log1p_cp10k  # noqa: E402
 from tutorial_kit.simulate import GRN, make_grn, simulate_perturbseq  # noqa: E402
 from tutorial_kit.simulate import grn as grn_module  # noqa: E402
 from tutorial_kit.simulate.grn import observed_effects  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -31,12 +30,6 @@ R = importlib.import_module("tutorial_kit.simulate.evaluation")
 
 GROUPS = [("B", "control"), ("B", "stimulated"), ("T", "control"), ("T", "stimulated")]
 FAST = dict(n_comps=10, n_folds=3, n_trees=30)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _cells(seed, *, n=60, n_genes=30, tag="c", shift=0.0, groups=GROUPS, factor=0.8):
