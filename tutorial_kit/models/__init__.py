@@ -20,6 +20,7 @@ imported only by the model that needs them.
 - :func:`perturbation_split`, :func:`tuning_data` (``splits.py``): perturbation-level splits (unseen singles, doubles with 0-2 singles seen) with a validation part for tuning;
   :func:`subsample_perturbed` (unbalanced data) and :func:`validation_holdout` (a validation cell type, a :class:`ValidationHoldout`) for held-out cell types.
 - :func:`dose_split`, :class:`DoseInterpolation`, :func:`evaluate_doses`, :func:`dose_response`, :func:`observed_dose_response` (``dose.py``): held-out doses, the interpolation baselines and dose-response curves, taught in ``06_cpa_biolord``.
+- :class:`CountVAE`, :func:`nb_log_likelihood` (``vae.py``): a conditional VAE with a negative-binomial likelihood on raw counts, the count-aware baseline of ``11_jepa`` and the autoencoder of ``12_latent_diffusion``.
 - :func:`contrastive_indices` (``contrastive.py``): the background (control) and target cells of scvi-tools' contrastiveVI, checked, taught in ``07_contrastivevi``.
 - :func:`evaluate_holdout`, :func:`evaluate_perturbations`, :func:`summarize_seeds`, :func:`interval_table`, :func:`evaluate_cell_types` (``evaluation.py``): models x seeds on one split, as tidy tables with intervals.
 - :func:`cinemaot_effects`, :func:`component_dependence`, :func:`ica_components`, :func:`naive_effects`, :func:`group_effects`, :func:`effect_summary`, :func:`effect_errors`, :func:`cinemaot_synergy`, :func:`additive_residual` (``cinemaot.py``): CINEMA-OT's per-cell treatment effects (pertpy), their naive rivals, summaries and synergy, taught in ``08_cinemaot``.
@@ -48,6 +49,8 @@ _WHERE = {
     "CPA": "cpa",
     "Biolord": "biolord",
     "contrastive_indices": "contrastive",
+    "CountVAE": "vae",
+    "nb_log_likelihood": "vae",
     "DoseSplit": "dose",
     "dose_split": "dose",
     "DoseInterpolation": "dose",
